@@ -1,0 +1,20 @@
+/**
+ * Jest in ESM mode (run with --experimental-vm-modules), TypeScript transpiled by SWC; types are
+ * checked by `tsc --noEmit` as a step of its own. The global setup starts the services the suite
+ * needs (a pinned nats-server with JetStream on a free port).
+ * @type {import('jest').Config}
+ */
+export default {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/runtime/src', '<rootDir>/operator/src', '<rootDir>/client/src'],
+  testMatch: ['**/*.test.ts'],
+  extensionsToTreatAsEsm: ['.ts'],
+  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  transform: {
+    '^.+\\.ts$': ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'es6' } }],
+  },
+  globalSetup: '<rootDir>/runtime/src/test-support/global-setup.mjs',
+  globalTeardown: '<rootDir>/runtime/src/test-support/global-teardown.mjs',
+  testTimeout: 30000,
+  maxWorkers: 2,
+};

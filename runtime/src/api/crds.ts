@@ -1,0 +1,153 @@
+import { Type, type TSchema } from '@sinclair/typebox';
+import { stringify } from 'yaml';
+import { GROUP, VERSION, CommonStatus } from './common.js';
+import { IntegrationSpec } from './integration.js';
+import { CRD_RULE_DEPTH, MappingSpec } from './mapping.js';
+import { SourceSpec } from './source.js';
+
+type JsonSchema = Record<string, unknown>;
+
+/**
+ * Rewrites a TypeBox/JSON Schema into a Kubernetes structural schema
+ * (https://kubernetes.io/docs/tasks/extend-kubernetes/custom-resources/custom-resource-definitions/#specifying-a-structural-schema):
+ * `patternProperties` → `additionalProperties`; `additionalProperties: false` dropped (the API
+ * server prunes unknown fields instead); `uniqueItems` dropped (forbidden; lists use
+ * `x-kubernetes-list-type: set`); recursive `$ref`s expanded CRD_RULE_DEPTH levels, deeper levels
+ * kept with `x-kubernetes-preserve-unknown-fields`.
+ * @throws Error on `anyOf`, `oneOf` or `allOf`, which this converter does not express.
+ */
+export function toStructural(schema: TSchema | JsonSchema, at = '#', defs = new Map<string, JsonSchema>(), depth = 0): JsonSchema {
+  const src = JSON.parse(JSON.stringify(schema)) as JsonSchema;
+  if (typeof src.$id === 'string') defs.set(src.$id, src);
+  if (typeof src.$ref === 'string') {
+    const target = defs.get(src.$ref);
+    if (!target) throw new Error(`${at}: unresolved $ref ${src.$ref}`);
+    // CRD schemas cannot recurse: expand a few levels, then keep the rest as-is.
+    if (depth >= CRD_RULE_DEPTH) return { type: 'object', 'x-kubernetes-preserve-unknown-fields': true };
+    return toStructural(target, at, defs, depth + 1);
+  }
+  for (const forbidden of ['anyOf', 'oneOf', 'allOf']) {
+    if (forbidden in src) throw new Error(`${at}: ${forbidden} cannot be expressed in a CRD schema`);
+  }
+  const out: JsonSchema = {};
+  const sub = (v: unknown, where: string) => toStructural(v as JsonSchema, where, defs, depth);
+  for (const [key, value] of Object.entries(src)) {
+    if (key === '$id' || key === '$schema' || key === 'uniqueItems' || key === 'contentEncoding') continue;
+    if (key === 'properties') {
+      out.properties = Object.fromEntries(Object.entries(value as Record<string, JsonSchema>).map(([k, v]) => [k, sub(v, `${at}/properties/${k}`)]));
+    } else if (key === 'items') {
+      out.items = sub(value, `${at}/items`);
+    } else if (key === 'patternProperties') {
+      const values = Object.values(value as Record<string, JsonSchema>);
+      if (values.length !== 1) throw new Error(`${at}: only one patternProperties entry can become additionalProperties`);
+      out.additionalProperties = sub(values[0], `${at}/additionalProperties`);
+    } else if (key === 'additionalProperties') {
+      if (typeof value === 'object') out.additionalProperties = sub(value, `${at}/additionalProperties`);
+      // false: the API server prunes unknown fields; true: preserved below
+    } else {
+      out[key] = value;
+    }
+  }
+  if (src.additionalProperties === true && src.properties) out['x-kubernetes-preserve-unknown-fields'] = true;
+  return out;
+}
+
+interface KindInfo {
+  kind: string;
+  plural: string;
+  singular: string;
+  shortNames: string[];
+  spec: TSchema;
+  status: TSchema;
+  printerColumns: JsonSchema[];
+}
+
+const KINDS: KindInfo[] = [
+  {
+    kind: 'Source',
+    plural: 'sources',
+    singular: 'source',
+    shortNames: ['sysrc'],
+    spec: SourceSpec,
+    status: CommonStatus(),
+    printerColumns: [
+      { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
+      { name: 'Reason', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].reason' },
+      { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+    ],
+  },
+  {
+    kind: 'Integration',
+    plural: 'integrations',
+    singular: 'integration',
+    shortNames: ['syint'],
+    spec: IntegrationSpec,
+    status: CommonStatus({
+      backlog: Type.Optional(Type.Integer({ description: 'Events waiting for delivery, refreshed periodically.', minimum: 0 })),
+    }),
+    printerColumns: [
+      { name: 'Destination', type: 'string', jsonPath: '.spec.destination.type' },
+      { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
+      { name: 'Reason', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].reason' },
+      { name: 'Backlog', type: 'integer', jsonPath: '.status.backlog' },
+      { name: 'Paused', type: 'boolean', jsonPath: '.spec.paused', priority: 1 },
+      { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+    ],
+  },
+  {
+    kind: 'Mapping',
+    plural: 'mappings',
+    singular: 'mapping',
+    shortNames: ['symap'],
+    spec: MappingSpec,
+    status: CommonStatus(),
+    printerColumns: [
+      { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
+      { name: 'Reason', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].reason' },
+      { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+    ],
+  },
+];
+
+/** The CustomResourceDefinition object of one kind. */
+export function crdFor(info: KindInfo): JsonSchema {
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: `${info.plural}.${GROUP}` },
+    spec: {
+      group: GROUP,
+      names: { kind: info.kind, listKind: `${info.kind}List`, plural: info.plural, singular: info.singular, shortNames: info.shortNames, categories: ['switchyard'] },
+      scope: 'Namespaced',
+      versions: [
+        {
+          name: VERSION,
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          additionalPrinterColumns: info.printerColumns,
+          schema: {
+            openAPIV3Schema: {
+              type: 'object',
+              description: (info.spec as JsonSchema).description,
+              required: ['spec'],
+              properties: {
+                apiVersion: { type: 'string', description: 'APIVersion defines the versioned schema of this representation of an object.' },
+                kind: { type: 'string', description: 'Kind is a string value representing the REST resource this object represents.' },
+                metadata: { type: 'object' },
+                spec: toStructural(info.spec, `${info.kind}.spec`),
+                status: toStructural(info.status, `${info.kind}.status`),
+              },
+            },
+          },
+        },
+      ],
+    },
+  };
+}
+
+/** Rendered CRD files: file name (`switchyard.io_sources.yaml`) → YAML text, in a stable order. */
+export function renderCrds(): Map<string, string> {
+  const header = '# Generated from runtime/src/api by `npm run crds`. Do not edit.\n';
+  return new Map(KINDS.map((k) => [`${GROUP}_${k.plural}.yaml`, header + stringify(crdFor(k), { lineWidth: 0 })]));
+}

@@ -1,0 +1,115 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { API_VERSION, CommonStatus, Duration, LocalObjectReference, ObjectMeta, StringEnum } from './common.js';
+
+/** Segment spec call types (https://segment.com/docs/connections/spec/). */
+export const EVENT_TYPES = ['track', 'page', 'screen', 'identify', 'group', 'alias'] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+/** Destination types this version delivers to; each has a folder under runtime/src/destinations. */
+export const DESTINATION_TYPES = ['webhook'] as const;
+export type DestinationType = (typeof DESTINATION_TYPES)[number];
+
+/** Default retry schedule: the delay before each redelivery after a retryable failure. */
+export const DEFAULT_RETRY_SCHEDULE = ['1s', '5s', '30s', '2m', '10m'];
+
+export const WebhookSettings = Type.Object(
+  {
+    url: Type.String({ description: 'HTTP(S) URL the payloads are sent to.', format: 'uri', pattern: '^https?://', maxLength: 2048 }),
+    method: StringEnum(['POST', 'PUT', 'PATCH'] as const, { description: 'HTTP method.', default: 'POST' }),
+    headers: Type.Record(Type.String({ pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$' }), Type.String({ maxLength: 8192 }), {
+      description: 'Extra non-secret HTTP headers. Secret headers (Authorization…) come from spec.credentialsSecretRef: each key of that Secret is sent as a header.',
+      default: {},
+      maxProperties: 64,
+    }),
+  },
+  {
+    description:
+      'POST JSON to a URL. With delivery.batchSize 1 the body is the mapped payload; above 1 it is {"batch": [payload, …]}. 2xx is success; 408, 429 and 5xx other than 501/505 are retried; other statuses are permanent failures.',
+    additionalProperties: false,
+  },
+);
+export type WebhookSettings = Static<typeof WebhookSettings>;
+
+export const IntegrationSpec = Type.Object(
+  {
+    sourceRefs: Type.Array(LocalObjectReference('A Source whose events this Integration takes.'), {
+      description: 'Sources feeding this Integration, in its namespace.',
+      minItems: 1,
+      maxItems: 64,
+      'x-kubernetes-list-type': 'map',
+      'x-kubernetes-list-map-keys': ['name'],
+    }),
+    mappingRef: LocalObjectReference('The Mapping that turns events into the destination payload, in this namespace.'),
+    destination: Type.Object(
+      {
+        type: StringEnum(DESTINATION_TYPES, { description: 'Destination type; the field of the same name holds its settings.' }),
+        webhook: Type.Optional(WebhookSettings),
+      },
+      {
+        description: 'Where mapped events are delivered.',
+        additionalProperties: false,
+        'x-kubernetes-validations': [{ rule: "self.type != 'webhook' || has(self.webhook)", message: 'destination.webhook is required when type is webhook' }],
+      },
+    ),
+    credentialsSecretRef: Type.Optional(LocalObjectReference('Secret with the destination credentials; what its keys mean is up to the destination type.')),
+    events: Type.Object(
+      {
+        types: Type.Array(StringEnum(EVENT_TYPES), {
+          description: 'Event types taken. Default: all.',
+          default: [...EVENT_TYPES],
+          minItems: 1,
+          maxItems: EVENT_TYPES.length,
+          uniqueItems: true,
+          'x-kubernetes-list-type': 'set',
+        }),
+        names: Type.Optional(
+          Type.Array(Type.String({ minLength: 1, maxLength: 256 }), {
+            description: 'Track event names taken; other track events are skipped. Default: every name. Does not affect other types.',
+            maxItems: 1024,
+          }),
+        ),
+      },
+      { description: 'Which events this Integration takes.', default: {}, additionalProperties: false },
+    ),
+    delivery: Type.Object(
+      {
+        batchSize: Type.Integer({ description: 'Most events per destination request.', default: 1, minimum: 1, maximum: 1000 }),
+        concurrency: Type.Integer({ description: 'Destination requests in flight at once, per replica.', default: 8, minimum: 1, maximum: 256 }),
+        timeout: Duration({ description: 'Time allowed for one destination request.', default: '10s' }),
+        retrySchedule: Type.Array(Duration(), {
+          description:
+            'Delay before each redelivery after a retryable failure (a Retry-After from the destination wins when longer). Its length is the number of retries; an event still failing after the last one is dead-lettered.',
+          default: DEFAULT_RETRY_SCHEDULE,
+          minItems: 0,
+          maxItems: 20,
+        }),
+        startAt: Type.Optional(
+          Type.String({
+            format: 'date-time',
+            description: 'Backfill: take stored events from this time on when the Integration is first created. Default: only events arriving after creation.',
+          }),
+        ),
+      },
+      { description: 'How events are delivered.', default: {}, additionalProperties: false },
+    ),
+    paused: Type.Boolean({ description: 'Stop delivering; events wait in the stream (the consumer is kept).', default: false }),
+  },
+  { description: 'One destination fed by one or more Sources.', additionalProperties: false },
+);
+export type IntegrationSpec = Static<typeof IntegrationSpec>;
+
+export const Integration = Type.Object(
+  {
+    apiVersion: Type.Literal(API_VERSION),
+    kind: Type.Literal('Integration'),
+    metadata: ObjectMeta,
+    spec: IntegrationSpec,
+    status: Type.Optional(
+      CommonStatus({
+        backlog: Type.Optional(Type.Integer({ description: 'Events waiting for delivery, refreshed periodically.', minimum: 0 })),
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type Integration = Static<typeof Integration>;
