@@ -2,7 +2,7 @@ import { Type, type TSchema } from '@sinclair/typebox';
 import { stringify } from 'yaml';
 import { GROUP, VERSION, CommonStatus } from './common.js';
 import { IntegrationSpec } from './integration.js';
-import { CRD_RULE_DEPTH, MappingSpec } from './mapping.js';
+import { CRD_RULE_DEPTH, FieldRule, MappingSpec } from './mapping.js';
 import { SourceSpec } from './source.js';
 
 type JsonSchema = Record<string, unknown>;
@@ -16,7 +16,7 @@ type JsonSchema = Record<string, unknown>;
  * kept with `x-kubernetes-preserve-unknown-fields`.
  * @throws Error on `anyOf`, `oneOf` or `allOf`, which this converter does not express.
  */
-export function toStructural(schema: TSchema | JsonSchema, at = '#', defs = new Map<string, JsonSchema>(), depth = 0): JsonSchema {
+export function toStructural(schema: TSchema | JsonSchema, at = '#', defs = new Map<string, JsonSchema>([['FieldRule', FieldRule as JsonSchema]]), depth = 0): JsonSchema {
   const src = JSON.parse(JSON.stringify(schema)) as JsonSchema;
   if (typeof src.$id === 'string') defs.set(src.$id, src);
   if (typeof src.$ref === 'string') {

@@ -55,7 +55,7 @@ export type FieldRule = Static<typeof FieldRule>;
 export const MappingPart = Type.Object(
   {
     rename: Type.Optional(Type.String({ description: 'Output event name. Default: the track event name, or the event type for other calls.', minLength: 1, maxLength: 256 })),
-    fields: Type.Optional(Type.Array(FieldRule, { description: 'Field rules, applied in order; a later rule writing the same path wins.', maxItems: 512 })),
+    fields: Type.Optional(Type.Array(Type.Ref(FieldRule), { description: 'Field rules, applied in order; a later rule writing the same path wins.', maxItems: 512 })),
   },
   { additionalProperties: false },
 );

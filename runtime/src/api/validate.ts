@@ -2,6 +2,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import * as addFormatsModule from 'ajv-formats';
 import type { TSchema } from '@sinclair/typebox';
 import { ErrorCodes, SwitchyardError, type Problem } from '../errors.js';
+import { FieldRule } from './mapping.js';
 
 // ajv-formats ships CommonJS with a default export.
 const addFormats = addFormatsModule.default as unknown as (ajv: Ajv) => Ajv;
@@ -18,12 +19,15 @@ const KUBERNETES_KEYWORDS = [
 
 /**
  * A fresh ajv instance configured the way every Switchyard schema expects: all errors, defaults
- * applied in place, string formats (date-time, uri…), Kubernetes extensions accepted as annotations.
+ * applied in place, string formats (date-time, uri…), Kubernetes extensions accepted as annotations,
+ * and the shared `$ref` targets (FieldRule) registered.
  */
 export function createAjv(options: { useDefaults?: boolean } = {}): Ajv {
   const ajv = new Ajv({ allErrors: true, useDefaults: options.useDefaults ?? true, strict: true, strictTypes: false, allowUnionTypes: true });
   addFormats(ajv);
   for (const keyword of KUBERNETES_KEYWORDS) ajv.addKeyword({ keyword });
+  // Shared definitions referenced by `$ref` (recursive mapping rules).
+  ajv.addSchema(FieldRule);
   return ajv;
 }
 

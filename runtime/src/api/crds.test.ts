@@ -1,0 +1,52 @@
+import { readFile, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
+import { renderCrds, toStructural } from './crds.js';
+
+const crdDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../crds');
+
+describe('generated CRDs', () => {
+  it('crds/ matches the API definitions (run `npm run crds` after changing runtime/src/api)', async () => {
+    const rendered = renderCrds();
+    const onDisk = (await readdir(crdDir)).filter((f) => f.endsWith('.yaml')).sort();
+    expect(onDisk).toEqual([...rendered.keys()].sort());
+    for (const [name, text] of rendered) {
+      expect({ name, text: await readFile(path.join(crdDir, name), 'utf8') }).toEqual({ name, text });
+    }
+  });
+
+  it('are structural: every node has a type or preserves unknown fields, and no forbidden keyword remains', () => {
+    const forbidden = ['$ref', '$id', 'anyOf', 'oneOf', 'allOf', 'patternProperties', 'uniqueItems', 'const'];
+    const walk = (node: Record<string, unknown>, at: string) => {
+      for (const k of forbidden) expect({ at, has: k in node }).toEqual({ at, has: false });
+      if (!('type' in node)) expect({ at, preserve: node['x-kubernetes-preserve-unknown-fields'] }).toEqual({ at, preserve: true });
+      if (node.properties) {
+        expect({ at, additionalProperties: node.additionalProperties }).toEqual({ at, additionalProperties: undefined });
+        for (const [k, v] of Object.entries(node.properties as Record<string, Record<string, unknown>>)) walk(v, `${at}.${k}`);
+      }
+      if (node.items) walk(node.items as Record<string, unknown>, `${at}[]`);
+      if (typeof node.additionalProperties === 'object') walk(node.additionalProperties as Record<string, unknown>, `${at}{}`);
+    };
+    for (const [name, text] of renderCrds()) {
+      const crd = parse(text);
+      walk(crd.spec.versions[0].schema.openAPIV3Schema, name);
+    }
+  });
+
+  it('cuts recursive mapping rules at a fixed depth and keeps deeper levels as unknown fields', () => {
+    const crd = parse(renderCrds().get('switchyard.io_mappings.yaml')!);
+    let rule = crd.spec.versions[0].schema.openAPIV3Schema.properties.spec.properties.global.properties.fields.items;
+    let depth = 1;
+    while (rule.properties?.each?.items?.properties) {
+      rule = rule.properties.each.items;
+      depth++;
+    }
+    expect(depth).toBe(3);
+    expect(rule.properties.each.items).toEqual({ type: 'object', 'x-kubernetes-preserve-unknown-fields': true });
+  });
+
+  it('refuses schema constructs a CRD cannot express', () => {
+    expect(() => toStructural({ anyOf: [{ type: 'string' }, { type: 'integer' }] }, 'x')).toThrow(/anyOf/);
+  });
+});
