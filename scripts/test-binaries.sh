@@ -4,6 +4,7 @@
 #
 #   scripts/test-binaries.sh [name ...]   build the named binaries (default: all), print their paths
 #   scripts/test-binaries.sh --path NAME  print the cached path of NAME (build it when missing)
+#   scripts/test-binaries.sh --cached NAME  print the cached path of NAME, or fail when it is not built
 #
 # Cache root: $SWITCHYARD_BIN_CACHE (default: $HOME/.cache/switchyard/bin).
 set -euo pipefail
@@ -44,6 +45,14 @@ build() {
 }
 
 mkdir -p "$CACHE_ROOT"
+if [[ "${1:-}" == "--cached" ]]; then
+  case "$2" in
+    nats-server) p="$CACHE_ROOT/nats-server-$NATS_SERVER_VERSION/nats-server" ;;
+    *) log "unknown test binary: $2"; exit 2 ;;
+  esac
+  [[ -x "$p" ]] || exit 1
+  echo "$p"; exit 0
+fi
 if [[ "${1:-}" == "--path" ]]; then
   build "$2"; exit 0
 fi
