@@ -19,6 +19,8 @@ export const ErrorCodes = {
   BAD_FILE: 'SY_BAD_FILE',
   /** A referenced object (Secret, Mapping, Source) does not exist. */
   MISSING_REFERENCE: 'SY_MISSING_REFERENCE',
+  /** Two Sources given to the ingestion API share a write key (or one has none). */
+  WRITE_KEY_CONFLICT: 'SY_WRITE_KEY_CONFLICT',
 } as const;
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 
