@@ -1,1 +1,17 @@
-export {};
+/**
+ * @switchyard/runtime: the ingestion API, the transform and forward stage, and the pieces they share.
+ * `@switchyard/runtime/api` holds the resource types (Source, Integration, Mapping).
+ */
+export * from './errors.js';
+export * from './clock.js';
+export * from './settings.js';
+export { parseDuration } from './duration.js';
+export { connectNats, assertServerSupported, compareVersions } from './nats/connection.js';
+export { ensureStreams, desiredStreams } from './nats/streams.js';
+export { BatchPublisher, type OutgoingMessage, type PublishOutcome } from './nats/publisher.js';
+export * as subjects from './nats/subjects.js';
+export { createIngestionApp, startIngestion, type IngestionSource, type IngestionOptions } from './ingestion/index.js';
+export { startForwarder, ensureIntegrationConsumer, type Forwarder, type ForwarderConfig } from './forward/index.js';
+export { compileMapping } from './mapping/index.js';
+export { createLogger, type Logger } from './logger.js';
+export { createRegistry } from './metrics.js';

@@ -10,7 +10,7 @@ import { eventSubject, messageDedupId } from '../nats/subjects.js';
 import type { StreamSettings } from '../settings.js';
 import { applyBatchDefaults, enrichEvent, type RequestFacts, type SegmentEvent } from './enrich.js';
 import { ingestionMetrics, type IngestionMetrics, type RejectReason } from './metrics.js';
-import { withSourceHeader } from './nats.js';
+import { SOURCE_HEADER } from './nats.js';
 import { isEventType, validateBatchEnvelope, validateEvent, type EventProblem } from './schema.js';
 import { SourceTable, originAllowed, type ActiveSource, type IngestionSource } from './sources.js';
 
@@ -168,7 +168,7 @@ export function createIngestionApp(options: IngestionOptions): { app: express.Ex
   const registry = options.registry ?? new Registry();
   const metrics: IngestionMetrics = ingestionMetrics(registry);
   const { streams } = options;
-  const publisher = new BatchPublisher(withSourceHeader(options.nc, streams.subjectPrefix), {
+  const publisher = new BatchPublisher(options.nc, {
     stream: streams.events.name,
     ackTimeoutMs: options.publishAckTimeoutMs ?? 3000,
     attempts: 2,
@@ -358,10 +358,12 @@ export function createIngestionApp(options: IngestionOptions): { app: express.Ex
     // 7. Store the accepted calls; answer only after JetStream acknowledged every one.
     if (accepted.length > 0) {
       const { namespace, name } = src.spec;
+      const sourceHeader = { [SOURCE_HEADER]: `${namespace}/${name}` };
       const messages: OutgoingMessage[] = accepted.map((e) => ({
         subject: eventSubject(streams.subjectPrefix, namespace, name, e.type),
         data: Buffer.from(JSON.stringify(e)),
         msgId: messageDedupId(namespace, name, e.messageId),
+        headers: sourceHeader,
       }));
       const stopTimer = metrics.publishDuration.startTimer();
       const outcomes = await publisher.publish(messages);

@@ -7,6 +7,8 @@ export interface OutgoingMessage {
   data: Uint8Array;
   /** `Nats-Msg-Id`: JetStream stores a repeated id once within the stream's duplicate window. */
   msgId: string;
+  /** Extra headers stored with the message. */
+  headers?: Record<string, string>;
 }
 
 /** What JetStream answered for one message. */
@@ -104,6 +106,7 @@ export class BatchPublisher {
         const h = headers();
         h.set('Nats-Msg-Id', m.msgId);
         h.set('Nats-Expected-Stream', this.options.stream);
+        if (m.headers) for (const [k, v] of Object.entries(m.headers)) h.set(k, v);
         try {
           this.nc.publish(m.subject, m.data, { reply: `${this.prefix}.${token}`, headers: h });
         } catch (e) {
