@@ -71,7 +71,8 @@ export type StreamSettings = Static<typeof StreamSettings>;
 
 /** Parses NATS settings, applying defaults; `NATS_URL` fills `servers` when not given. */
 export function natsSettings(input: Partial<NatsSettings> = {}, env: NodeJS.ProcessEnv = process.env): Readonly<NatsSettings> {
-  const servers = input.servers ?? env.NATS_URL?.split(',').map((s) => s.trim()).filter(Boolean);
+  const fromEnv = env.NATS_URL?.split(',').map((s) => s.trim()).filter(Boolean);
+  const servers = input.servers ?? (fromEnv?.length ? fromEnv : undefined);
   return parseSettings<NatsSettings>(NatsSettings, { ...input, ...(servers ? { servers } : {}) }, 'NATS settings');
 }
 

@@ -1,0 +1,92 @@
+import { readFile } from 'node:fs/promises';
+import { unwatchFile, watchFile } from 'node:fs';
+import type { Command } from 'commander';
+import { Type, type Static } from '@sinclair/typebox';
+import { parse } from 'yaml';
+import { NAME_PATTERN } from '../api/common.js';
+import { SourceSpec } from '../api/source.js';
+import { parseSettings } from '../api/validate.js';
+import { startIngestion, type IngestionSource } from '../ingestion/index.js';
+import { createLogger } from '../logger.js';
+import { createRegistry } from '../metrics.js';
+import { connectNats } from '../nats/connection.js';
+import { ensureStreams } from '../nats/streams.js';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { loadProcessSettings, onShutdown } from './common.js';
+
+/** The sources file the ingestion reads (rendered by the operator into a Secret): resolved write keys. */
+export const SourcesFile = Type.Object(
+  {
+    sources: Type.Array(
+      Type.Object(
+        {
+          namespace: Type.String({ pattern: NAME_PATTERN }),
+          name: Type.String({ pattern: NAME_PATTERN }),
+          writeKey: Type.String({ minLength: 1 }),
+          allowedOrigins: SourceSpec.properties.allowedOrigins,
+          limits: SourceSpec.properties.limits,
+        },
+        { additionalProperties: false },
+      ),
+      { default: [] },
+    ),
+  },
+  { additionalProperties: false },
+);
+export type SourcesFile = Static<typeof SourcesFile>;
+
+/**
+ * Reads and validates a sources file.
+ * @throws SwitchyardError INVALID_SETTINGS naming the failing field.
+ */
+export async function readSourcesFile(file: string): Promise<IngestionSource[]> {
+  const parsed = parseSettings<SourcesFile>(SourcesFile, parse(await readFile(file, 'utf8')) ?? {}, `sources file ${file}`);
+  return structuredClone(parsed.sources) as IngestionSource[];
+}
+
+/**
+ * `switchyard ingest --sources <file>`: the ingestion API as a process (one Deployment in the
+ * cluster). The sources file is re-read when it changes, without a restart.
+ */
+export function registerIngest(program: Command): void {
+  program
+    .command('ingest')
+    .description('run the ingestion API (cluster mode)')
+    .requiredOption('--sources <file>', 'sources file {sources: [{namespace, name, writeKey, allowedOrigins, limits}]}, reloaded on change')
+    .option('--settings <file>', 'settings file {nats, streams} (YAML or JSON)')
+    .option('-p, --port <port>', 'port', '8080')
+    .option('--host <host>', 'address', '0.0.0.0')
+    .option('--trust-proxy <value>', 'express "trust proxy": hop count, or comma-separated addresses/CIDRs whose X-Forwarded-For is believed')
+    .action(async (opts: { sources: string; settings?: string; port: string; host: string; trustProxy?: string }) => {
+      const logger = createLogger();
+      const settings = await loadProcessSettings(opts.settings);
+      const nc = await connectNats(settings.nats);
+      await ensureStreams(await jetstreamManager(nc), settings.streams);
+      const trustProxy = opts.trustProxy === undefined ? false : /^\d+$/.test(opts.trustProxy) ? Number(opts.trustProxy) : opts.trustProxy.split(',');
+      const ingestion = await startIngestion({
+        nc,
+        streams: settings.streams,
+        sources: await readSourcesFile(opts.sources),
+        trustProxy,
+        logger,
+        registry: createRegistry(),
+        port: Number(opts.port),
+        host: opts.host,
+      });
+      logger.info({ url: ingestion.url }, 'ingestion listening');
+      // Polling survives the kubelet's atomic symlink swap of mounted Secrets, which fs.watch misses.
+      watchFile(opts.sources, { interval: 2000 }, () => {
+        readSourcesFile(opts.sources)
+          .then((sources) => {
+            ingestion.setSources(sources);
+            logger.info({ sources: sources.length }, 'sources reloaded');
+          })
+          .catch((e: unknown) => logger.error({ err: e }, 'sources file refused; keeping the previous sources'));
+      });
+      await onShutdown(async () => {
+        unwatchFile(opts.sources);
+        await ingestion.close();
+        await nc.drain();
+      });
+    });
+}

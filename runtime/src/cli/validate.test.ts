@@ -1,0 +1,57 @@
+import { cp, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { main } from './index.js';
+
+const examples = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../examples');
+
+async function run(...args: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(['node', 'switchyard', ...args], { out: (s) => out.push(s), err: (s) => err.push(s) });
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+describe('switchyard validate', () => {
+  it('accepts the bundled examples', async () => {
+    const r = await run('validate', '-f', examples);
+    expect(r).toMatchObject({ code: 0, out: expect.stringMatching(/^4 resource\(s\) valid$/) });
+  });
+
+  it('names file, object, field and rule of each problem and exits 1', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'sy-validate-'));
+    await cp(examples, dir, { recursive: true });
+    const file = path.join(dir, 'integration.yaml');
+    await writeFile(file, (await readFile(file, 'utf8')).replace('batchSize: 1', 'batchSize: 0').replace('name: webhook-ecommerce', 'name: missing-mapping'));
+    const r = await run('validate', '-f', dir);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(`${file}#0 (Integration/default/example-webhook): /spec/delivery/batchSize: must be >= 1 (minimum)`);
+    expect(r.err).toContain('1 problem(s)');
+  });
+
+  it('reports mapping rule errors with the path of the offending rule', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'sy-validate-'));
+    await writeFile(
+      path.join(dir, 'm.yaml'),
+      'apiVersion: switchyard.io/v1alpha1\nkind: Mapping\nmetadata: {name: m}\nspec:\n  default:\n    fields:\n      - {to: a, from: x, value: 1}\n',
+    );
+    const r = await run('validate', '-f', dir);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/Mapping\/default\/m\): \/spec\/default\/fields\/0/);
+  });
+
+  it('does not require Secrets unless asked, since they usually live outside Git', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'sy-validate-'));
+    await cp(examples, dir, { recursive: true });
+    await writeFile(path.join(dir, 'secret.yaml'), '');
+    expect((await run('validate', '-f', dir)).code).toBe(0);
+    const strict = await run('validate', '-f', dir, '--require-secrets');
+    expect(strict.code).toBe(1);
+    expect(strict.err).toContain('/spec/credentialsSecretRef/name: Secret default/example-webhook-credentials not found (reference)');
+  });
+
+  it('exits 2 on a usage error', async () => {
+    expect((await run('validate')).code).toBe(2);
+  });
+});
