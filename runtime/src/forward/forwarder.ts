@@ -1,0 +1,605 @@
+import { jetstream, jetstreamManager, JetStreamApiError, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { Registry } from 'prom-client';
+import type { Integration, Mapping } from '../api/index.js';
+import { systemClock, type Clock } from '../clock.js';
+import { createDestination, type Destination, type SendResult } from '../destinations/index.js';
+import { parseDuration } from '../duration.js';
+import { ErrorCodes, SwitchyardError } from '../errors.js';
+import { createLogger, type Logger } from '../logger.js';
+import { compileMapping, type CompiledMapping, type SegmentEvent } from '../mapping/index.js';
+import { consumerName, parseEventSubject } from '../nats/subjects.js';
+import type { StreamSettings } from '../settings.js';
+import { normalizeIntegration } from './consumer.js';
+import { DeadLetterPublisher, type DeadLetter, type DeadLetterReason } from './dead-letter.js';
+import { forwarderMetrics, type DeliveryOutcomeLabel, type ForwarderMetrics } from './metrics.js';
+
+/** What one forwarder runs: an Integration (metadata.namespace set), its Mapping and the decoded credentials Secret. */
+export interface ForwarderConfig {
+  integration: Integration;
+  mapping: Mapping;
+  /** Key → value of the Integration's credentials Secret; `{}` when it has none. */
+  credentials: Record<string, string>;
+}
+
+/** One event's outcome, as handed to `onDelivery` (and logged). */
+export interface DeliveryRecord {
+  /** `namespace/name` of the Integration. */
+  integration: string;
+  outcome: DeliveryOutcomeLabel;
+  /** Segment messageId of the event, when it has one. */
+  messageId?: string;
+  /** `namespace/name` of the Source (Sy-Source header). */
+  source?: string;
+  /** Event type (track, page…). */
+  type?: string;
+  /** Output event name given by the Mapping. */
+  name?: string;
+  /** Sequence of the event in the events stream. */
+  streamSeq: number;
+  /** Delivery attempt, 1-based (JetStream delivery count). */
+  attempt: number;
+  /** HTTP status of the attempt, when the destination answered. */
+  status?: number;
+  /** Wall time of the destination request in milliseconds. */
+  durationMs?: number;
+  /** Delay before the next attempt in milliseconds (outcome `retried`). */
+  retryInMs?: number;
+  /** Why it was dropped (`no_matching_rule`), skipped (`event_name`, `event_type`) or dead-lettered. */
+  reason?: string;
+  /** The failure, for retried and dead-lettered events. */
+  error?: string;
+}
+
+/** Running totals of one forwarder (events, not requests, except `inFlight`). */
+export interface ForwarderStats {
+  delivered: number;
+  retried: number;
+  deadLettered: number;
+  skipped: number;
+  dropped: number;
+  /** Destination requests in progress. */
+  inFlight: number;
+  /** Messages received from JetStream and not yet in a request. */
+  buffered: number;
+  /** Last consumer num_pending + num_ack_pending read (see lagIntervalMs), undefined before the first read. */
+  pending: number | undefined;
+}
+
+/** A running forwarder. */
+export interface Forwarder {
+  /** `namespace/name` of the Integration. */
+  readonly integration: string;
+  /** Live counters (the object is updated in place). */
+  readonly stats: Readonly<ForwarderStats>;
+  /**
+   * Graceful stop: stops pulling, delivers what was already received (in-flight requests and the
+   * small buffer JetStream already handed over, so no delivery attempt is wasted), acks / naks /
+   * dead-letters each of them (acks are confirmed by the server), then closes the destination's
+   * connections. Resolves when all of that is done; calling it again returns the same promise.
+   * Bounded by about two request timeouts.
+   */
+  stop(): Promise<void>;
+}
+
+/** Options of {@link startForwarder}. */
+export interface ForwarderOptions {
+  nc: NatsConnection;
+  streams: StreamSettings;
+  config: ForwarderConfig;
+  /** Time source for dead letters' failedAt and Retry-After dates. Default: the system clock. */
+  clock?: Clock;
+  /** Default: {@link createLogger}. */
+  logger?: Logger;
+  /** Prometheus registry for the forwarder metrics (shared by forwarders of a process). Default: a private one. */
+  registry?: Registry;
+  /** How often consumer info is read for `switchyard_consumer_pending`, in ms. Default 10 000. */
+  lagIntervalMs?: number;
+  /**
+   * When fewer than batchSize events are buffered while JetStream reports more pending, how long to
+   * wait for them before sending a partial batch, in ms. Default 50. Only used with batchSize > 1.
+   */
+  batchLingerMs?: number;
+  /** Called for every event outcome (after it was acked, nak'ed or dead-lettered). */
+  onDelivery?: (d: DeliveryRecord) => void;
+}
+
+/** Longest `Retry-After` honoured, in ms; a longer one is cut to this. */
+export const MAX_RETRY_AFTER_MS = 60 * 60 * 1000;
+/** Shortest delay before a redelivery, in ms, whatever the retry schedule says. */
+export const MIN_RETRY_DELAY_MS = 100;
+/** Delay before retrying an event whose dead letter could not be stored, in ms. */
+const DEAD_LETTER_RETRY_MS = 5_000;
+/** A message buffered this long (ms) gets a "working" signal (ack wait restarted) when its request starts. */
+const WORKING_AFTER_MS = 1_000;
+/** Pause before re-subscribing after the message iterator ended unexpectedly, in ms. */
+const RESUBSCRIBE_MS = 1_000;
+
+/**
+ * Delay before the next attempt of an event that failed on attempt `attempt` (1-based):
+ * `retrySchedule[attempt-1]`, or the destination's Retry-After when longer (capped at
+ * {@link MAX_RETRY_AFTER_MS}), never under {@link MIN_RETRY_DELAY_MS}.
+ */
+export function retryDelayMs(scheduleMs: readonly number[], attempt: number, retryAfterMs?: number): number {
+  const base = scheduleMs[Math.min(attempt, scheduleMs.length) - 1] ?? 0;
+  const asked = retryAfterMs === undefined ? 0 : Math.min(retryAfterMs, MAX_RETRY_AFTER_MS);
+  return Math.max(MIN_RETRY_DELAY_MS, base, asked);
+}
+
+interface Item {
+  msg: JsMsg;
+  event: SegmentEvent;
+  messageId: string | undefined;
+  source: string | undefined;
+  type: string | undefined;
+  name: string;
+  payload: Record<string, unknown>;
+}
+
+class ForwarderImpl implements Forwarder {
+  readonly integration: string;
+  readonly stats: ForwarderStats = { delivered: 0, retried: 0, deadLettered: 0, skipped: 0, dropped: 0, inFlight: 0, buffered: 0, pending: undefined };
+
+  private readonly ns: string;
+  private readonly name: string;
+  private readonly consumer: string;
+  private readonly batchSize: number;
+  private readonly concurrency: number;
+  private readonly scheduleMs: number[];
+  private readonly types: Set<string>;
+  private readonly names: Set<string> | undefined;
+  private readonly metrics: ForwarderMetrics;
+  private readonly deadLetters: DeadLetterPublisher;
+  private readonly js: JetStreamClient;
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private readonly lingerMs: number;
+
+  /** Messages received and not yet in a request, with when they arrived (performance.now()). */
+  private readonly queue: { msg: JsMsg; at: number }[] = [];
+  private active = 0;
+  private lastPending = 0;
+  private lingerTimer: NodeJS.Timeout | undefined;
+  private lingerExpired = false;
+  private stopping = false;
+  private readerDone = false;
+  private messages: ConsumerMessages | undefined;
+  private advisories: ConsumerMessages | undefined;
+  private lagTimer: NodeJS.Timeout | undefined;
+  private readonly wakers = new Set<() => void>();
+  private readonly loops: Promise<void>[] = [];
+  private drained: (() => void) | undefined;
+  private stopped: Promise<void> | undefined;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly jsm: JetStreamManager,
+    private readonly streams: StreamSettings,
+    integration: Integration,
+    private readonly mapping: CompiledMapping,
+    private readonly destination: Destination,
+    private readonly options: ForwarderOptions,
+  ) {
+    this.ns = integration.metadata.namespace ?? 'default';
+    this.name = integration.metadata.name;
+    this.integration = `${this.ns}/${this.name}`;
+    this.consumer = consumerName(this.ns, this.name);
+    const { delivery, events } = integration.spec;
+    this.batchSize = delivery.batchSize;
+    this.concurrency = delivery.concurrency;
+    this.scheduleMs = delivery.retrySchedule.map(parseDuration);
+    this.types = new Set(events.types);
+    this.names = events.names ? new Set(events.names) : undefined;
+    this.clock = options.clock ?? systemClock;
+    this.log = (options.logger ?? createLogger()).child({ integration: this.integration });
+    this.metrics = forwarderMetrics(options.registry ?? new Registry());
+    this.deadLetters = new DeadLetterPublisher(nc, streams, this.consumer);
+    this.js = jetstream(nc);
+    this.lingerMs = options.batchLingerMs ?? 50;
+  }
+
+  start(paused: boolean): void {
+    this.metrics.pending.labels(this.integration).set(0);
+    if (paused) {
+      this.readerDone = true;
+      this.log.info('integration paused: not delivering, events wait in the stream');
+      return;
+    }
+    this.loops.push(this.readLoop(), this.advisoryLoop());
+    const interval = this.options.lagIntervalMs ?? 10_000;
+    void this.refreshPending();
+    this.lagTimer = setInterval(() => void this.refreshPending(), interval);
+    this.lagTimer.unref();
+  }
+
+  // ---- consuming ---------------------------------------------------------------------------
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.wakers.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wakers.add(done);
+    });
+  }
+
+  private async readLoop(): Promise<void> {
+    while (!this.stopping && !this.nc.isClosed()) {
+      try {
+        const consumer = await this.js.consumers.get(this.streams.events.name, this.consumer);
+        // The server holds at most max_ack_pending (2 rounds) unacknowledged: one round in flight, one buffered.
+        const messages = await consumer.consume({ max_messages: this.batchSize * this.concurrency });
+        this.messages = messages;
+        if (this.stopping) void messages.close();
+        for await (const msg of messages) {
+          this.queue.push({ msg, at: performance.now() });
+          this.stats.buffered = this.queue.length;
+          this.lastPending = msg.info.pending;
+          this.pump();
+        }
+      } catch (e) {
+        if (!this.stopping) this.log.warn({ err: e }, 'consuming events failed; retrying');
+      }
+      this.messages = undefined;
+      if (!this.stopping) await this.sleep(RESUBSCRIBE_MS);
+    }
+    this.readerDone = true;
+    this.pump();
+  }
+
+  private shouldLinger(): boolean {
+    return this.batchSize > 1 && this.queue.length < this.batchSize && !this.stopping && !this.readerDone && this.lastPending > 0 && !this.lingerExpired;
+  }
+
+  /** Starts requests while there is room: up to `concurrency` at once, up to `batchSize` events each. */
+  private pump(): void {
+    while (this.active < this.concurrency && this.queue.length > 0) {
+      if (this.shouldLinger()) {
+        this.lingerTimer ??= setTimeout(() => {
+          this.lingerTimer = undefined;
+          this.lingerExpired = true;
+          this.pump();
+        }, this.lingerMs);
+        return;
+      }
+      clearTimeout(this.lingerTimer);
+      this.lingerTimer = undefined;
+      this.lingerExpired = false;
+      const now = performance.now();
+      const batch = this.queue.splice(0, this.batchSize).map(({ msg, at }) => {
+        // Waited in the buffer behind a slow round: restart its ack wait before its own request.
+        if (now - at >= WORKING_AFTER_MS) msg.working();
+        return msg;
+      });
+      this.stats.buffered = this.queue.length;
+      this.active++;
+      void this.process(batch)
+        .catch((e) => this.log.error({ err: e }, 'unexpected error while delivering'))
+        .finally(() => {
+          this.active--;
+          this.pump();
+        });
+    }
+    if (this.drained && this.readerDone && this.queue.length === 0 && this.active === 0) this.drained();
+  }
+
+  // ---- one request -------------------------------------------------------------------------
+
+  private record(r: Omit<DeliveryRecord, 'integration'>): void {
+    this.metrics.deliveries.labels(this.integration, r.outcome).inc();
+    const key = r.outcome === 'dead_lettered' ? 'deadLettered' : r.outcome;
+    this.stats[key]++;
+    try {
+      this.options.onDelivery?.({ integration: this.integration, ...r });
+    } catch (e) {
+      this.log.warn({ err: e }, 'onDelivery callback failed');
+    }
+  }
+
+  private async ack(msg: JsMsg): Promise<void> {
+    if (!this.stopping) return msg.ack();
+    // While stopping, wait for the server to confirm so stop() resolves with nothing unacknowledged.
+    try {
+      await msg.ackAck({ timeout: 5_000 });
+    } catch (e) {
+      this.log.warn({ err: e, streamSeq: msg.seq }, 'ack not confirmed while stopping; the event may be redelivered');
+    }
+  }
+
+  private describe(msg: JsMsg): { source: string | undefined; type: string | undefined } {
+    const header = msg.headers?.get('Sy-Source');
+    const parsed = parseEventSubject(this.streams.subjectPrefix, msg.subject);
+    return { source: header || (parsed ? `${parsed.namespace}/${parsed.source}` : undefined), type: parsed?.type };
+  }
+
+  private async process(batch: JsMsg[]): Promise<void> {
+    const settled = new Set<JsMsg>();
+    try {
+      const items: Item[] = [];
+      for (const msg of batch) {
+        const { source, type: subjectType } = this.describe(msg);
+        let event: SegmentEvent;
+        try {
+          const parsed: unknown = msg.json();
+          if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not a JSON object');
+          event = parsed as SegmentEvent;
+        } catch (e) {
+          settled.add(msg);
+          await this.deadLetter(msg, { reason: 'invalid_event', error: `unreadable event: ${(e as Error).message}`, source, event: msg.string() });
+          continue;
+        }
+        const type = typeof event.type === 'string' ? event.type : subjectType;
+        const messageId = typeof event.messageId === 'string' ? event.messageId : undefined;
+        const base = { messageId, source, type, streamSeq: msg.seq, attempt: msg.info.deliveryCount };
+        let skip: string | undefined;
+        if (type === undefined || !this.types.has(type)) skip = 'event_type';
+        else if (type === 'track' && this.names && !this.names.has(String(event.event))) skip = 'event_name';
+        if (skip) {
+          settled.add(msg);
+          await this.ack(msg);
+          this.log.debug({ messageId, source, reason: skip }, 'skipped');
+          this.record({ ...base, outcome: 'skipped', reason: skip });
+          continue;
+        }
+        const mapped = this.mapping.apply(event);
+        if (!mapped.ok) {
+          settled.add(msg);
+          await this.ack(msg);
+          this.log.info({ messageId, source, type, reason: mapped.dropped }, 'dropped by the mapping');
+          this.record({ ...base, outcome: 'dropped', reason: mapped.dropped });
+          continue;
+        }
+        items.push({ msg, event, messageId, source, type, name: mapped.name, payload: mapped.payload });
+      }
+      if (items.length === 0) return;
+
+      this.stats.inFlight++;
+      let result: SendResult;
+      try {
+        result = await this.destination.send(items.map((i) => i.payload));
+      } finally {
+        this.stats.inFlight--;
+      }
+      this.metrics.attemptDuration.labels(this.integration).observe(result.durationMs / 1000);
+      await Promise.all(items.map((item) => this.settle(item, result, settled)));
+    } catch (e) {
+      // A bug or a failure to talk to NATS: hand the rest back for a later attempt.
+      for (const msg of batch) if (!settled.has(msg)) msg.nak(this.scheduleMs[0] ?? DEAD_LETTER_RETRY_MS);
+      throw e;
+    }
+  }
+
+  private async settle(item: Item, result: SendResult, settled: Set<JsMsg>): Promise<void> {
+    const { msg, messageId, source, type, name } = item;
+    settled.add(msg);
+    const attempt = msg.info.deliveryCount;
+    const durationMs = Math.round(result.durationMs);
+    const base = { messageId, source, type, name, streamSeq: msg.seq, attempt, durationMs, ...(result.status !== undefined ? { status: result.status } : {}) };
+    if (result.outcome === 'success') {
+      await this.ack(msg);
+      this.log.info({ messageId, source, name, status: result.status, attempt, durationMs }, 'delivered');
+      this.record({ ...base, outcome: 'delivered' });
+      return;
+    }
+    const letter = { source, event: item.event, ...(result.status !== undefined ? { status: result.status } : {}), ...(result.error ? { error: result.error } : {}) };
+    if (result.outcome === 'permanent') {
+      await this.deadLetter(msg, { reason: 'permanent_failure', ...letter }, base);
+      return;
+    }
+    if (attempt > this.scheduleMs.length) {
+      await this.deadLetter(msg, { reason: 'retries_exhausted', ...letter }, base);
+      return;
+    }
+    const delay = retryDelayMs(this.scheduleMs, attempt, result.retryAfterMs);
+    msg.nak(delay);
+    this.metrics.retries.labels(this.integration).inc();
+    this.log.warn({ messageId, source, name, status: result.status, attempt, durationMs, retryInMs: delay, error: result.error }, 'delivery failed; will retry');
+    this.record({ ...base, outcome: 'retried', retryInMs: delay, ...(result.error ? { error: result.error } : {}) });
+  }
+
+  /**
+   * Stores a dead letter for `msg` then terminates it (`msg.term(reason)`); when the dead letter
+   * cannot be stored the event is nak'ed for a later try instead (on its last delivery, JetStream
+   * then reports it with a max-deliveries advisory, which dead-letters it as max_deliver_exceeded).
+   */
+  private async deadLetter(
+    msg: JsMsg,
+    what: { reason: DeadLetterReason; status?: number; error?: string; source: string | undefined; event: unknown },
+    base: Omit<DeliveryRecord, 'integration' | 'outcome'> = { streamSeq: msg.seq, attempt: msg.info.deliveryCount },
+  ): Promise<void> {
+    const letter: DeadLetter = {
+      integration: { namespace: this.ns, name: this.name },
+      reason: what.reason,
+      ...(what.status !== undefined ? { status: what.status } : {}),
+      ...(what.error ? { error: what.error } : {}),
+      attempts: msg.info.deliveryCount,
+      failedAt: new Date(this.clock.now()).toISOString(),
+      streamSeq: msg.seq,
+      subject: msg.subject,
+      ...(what.source ? { source: what.source } : {}),
+      event: what.event,
+    };
+    try {
+      await this.deadLetters.publish(letter);
+    } catch (e) {
+      this.log.error({ err: e, streamSeq: msg.seq, reason: what.reason }, 'cannot store the dead letter; will try again');
+      msg.nak(DEAD_LETTER_RETRY_MS);
+      return;
+    }
+    msg.term(what.reason);
+    this.metrics.deadLetters.labels(this.integration, what.reason).inc();
+    this.log.error({ messageId: base.messageId, source: what.source, status: what.status, attempt: letter.attempts, reason: what.reason, error: what.error }, 'dead-lettered');
+    this.record({ ...base, outcome: 'dead_lettered', reason: what.reason, ...(what.error ? { error: what.error } : {}) });
+  }
+
+  // ---- max-deliveries advisories -----------------------------------------------------------
+
+  private async advisoryLoop(): Promise<void> {
+    while (!this.stopping && !this.nc.isClosed()) {
+      try {
+        const consumer = await this.js.consumers.get(this.streams.advisories.name, this.consumer);
+        const messages = await consumer.consume({ max_messages: 16 });
+        this.advisories = messages;
+        if (this.stopping) void messages.close();
+        for await (const msg of messages) await this.handleAdvisory(msg);
+      } catch (e) {
+        if (!this.stopping) this.log.warn({ err: e }, 'consuming max-deliveries advisories failed; retrying');
+      }
+      this.advisories = undefined;
+      if (!this.stopping) await this.sleep(RESUBSCRIBE_MS);
+    }
+  }
+
+  /**
+   * Dead-letters the event a JetStream max-deliveries advisory
+   * (`io.nats.jetstream.advisory.v1.max_deliver`: `{stream, consumer, stream_seq, deliveries}`,
+   * https://docs.nats.io/running-a-nats-service/nats_admin/monitoring/monitoring_jetstream#advisories)
+   * reports, reading it back from the events stream, then acks the advisory.
+   */
+  private async handleAdvisory(msg: JsMsg): Promise<void> {
+    let advisory: { stream?: string; consumer?: string; stream_seq?: number; deliveries?: number };
+    try {
+      advisory = msg.json();
+    } catch {
+      this.log.warn({ seq: msg.seq }, 'unreadable advisory ignored');
+      msg.ack();
+      return;
+    }
+    const seq = advisory.stream_seq;
+    if (advisory.stream !== this.streams.events.name || advisory.consumer !== this.consumer || typeof seq !== 'number') {
+      msg.ack();
+      return;
+    }
+    try {
+      const stored = await this.jsm.streams.getMessage(this.streams.events.name, { seq });
+      let event: unknown = null;
+      let source: string | undefined;
+      if (stored) {
+        const text = new TextDecoder().decode(stored.data);
+        try {
+          event = JSON.parse(text);
+        } catch {
+          event = text;
+        }
+        source = stored.header.get('Sy-Source') || undefined;
+      }
+      const record = event && typeof event === 'object' ? (event as SegmentEvent) : undefined;
+      const letter: DeadLetter = {
+        integration: { namespace: this.ns, name: this.name },
+        reason: 'max_deliver_exceeded',
+        error: stored ? `JetStream gave up after ${advisory.deliveries ?? '?'} deliveries without an answer (ack wait exceeded)` : 'JetStream gave up on the event, and it is no longer in the events stream',
+        attempts: advisory.deliveries ?? 0,
+        failedAt: new Date(this.clock.now()).toISOString(),
+        streamSeq: seq,
+        subject: stored?.subject ?? '',
+        ...(source ? { source } : {}),
+        event,
+      };
+      await this.deadLetters.publish(letter);
+      msg.ack();
+      this.metrics.deadLetters.labels(this.integration, 'max_deliver_exceeded').inc();
+      const messageId = typeof record?.messageId === 'string' ? record.messageId : undefined;
+      this.log.error({ messageId, source, attempt: letter.attempts, reason: letter.reason, streamSeq: seq }, 'dead-lettered');
+      this.record({
+        outcome: 'dead_lettered',
+        reason: letter.reason,
+        error: letter.error!,
+        streamSeq: seq,
+        attempt: letter.attempts,
+        ...(messageId ? { messageId } : {}),
+        ...(source ? { source } : {}),
+        ...(typeof record?.type === 'string' ? { type: record.type } : {}),
+      });
+    } catch (e) {
+      this.log.error({ err: e, streamSeq: seq }, 'cannot dead-letter an event JetStream gave up on; will try again');
+      msg.nak(DEAD_LETTER_RETRY_MS);
+    }
+  }
+
+  // ---- lag and stop ------------------------------------------------------------------------
+
+  private async refreshPending(): Promise<void> {
+    try {
+      const info = await this.jsm.consumers.info(this.streams.events.name, this.consumer);
+      const pending = info.num_pending + info.num_ack_pending;
+      this.stats.pending = pending;
+      this.metrics.pending.labels(this.integration).set(pending);
+    } catch (e) {
+      if (!this.stopping) this.log.debug({ err: e }, 'cannot read consumer info');
+    }
+  }
+
+  stop(): Promise<void> {
+    this.stopped ??= (async () => {
+      this.stopping = true;
+      clearInterval(this.lagTimer);
+      for (const wake of [...this.wakers]) wake();
+      // Stop pulling; the iterators still hand over what JetStream already sent, and end.
+      await Promise.all([this.messages?.close(), this.advisories?.close()].map((p) => p?.catch(() => undefined)));
+      await Promise.all(this.loops);
+      await new Promise<void>((resolve) => {
+        this.drained = resolve;
+        this.pump();
+      });
+      await this.nc.flush().catch(() => undefined);
+      await this.destination.close().catch(() => undefined);
+      this.log.info({ ...this.stats }, 'forwarder stopped');
+    })();
+    return this.stopped;
+  }
+}
+
+/**
+ * Starts delivering one Integration's events: consumes its durable consumer on the events stream
+ * (created by {@link ensureIntegrationConsumer}), maps each event with the Mapping, sends up to
+ * `delivery.batchSize` events per request with up to `delivery.concurrency` requests in flight, and
+ * settles each event:
+ * - track events whose name is not in `events.names` (or types outside `events.types`): ack, `skipped`;
+ * - dropped by the Mapping: ack, `dropped`;
+ * - destination success: ack (only then), `delivered`;
+ * - retryable failure: `nak(delay)` with delay `retrySchedule[attempt-1]` or a longer Retry-After,
+ *   `retried`; on the last attempt (delivery count > retrySchedule.length) dead letter `retries_exhausted`;
+ * - permanent failure: dead letter `permanent_failure`;
+ * dead letters are stored in the dead-letter stream (awaiting JetStream's ack) before `term`.
+ * A second consumer on the advisories stream dead-letters events JetStream gave up on
+ * (`max_deliver_exceeded`). Paused Integrations (`spec.paused`) consume nothing.
+ * Each forwarder has its own consumers, request slots and connection pool: a slow destination
+ * never slows another forwarder.
+ * @throws SwitchyardError INVALID_RESOURCE (Integration invalid, destination settings unusable, Mapping
+ * for another destination type), INVALID_MAPPING, or MISSING_REFERENCE when the consumers do not exist.
+ */
+export async function startForwarder(options: ForwarderOptions): Promise<Forwarder> {
+  const integration = normalizeIntegration(options.config.integration);
+  const label = `${integration.metadata.namespace}/${integration.metadata.name}`;
+  const mapping = compileMapping(options.config.mapping.spec);
+  if (mapping.destinationType && mapping.destinationType !== integration.spec.destination.type) {
+    throw new SwitchyardError(
+      ErrorCodes.INVALID_RESOURCE,
+      `Integration ${label}: Mapping ${options.config.mapping.metadata.name} is written for ${mapping.destinationType}, not ${integration.spec.destination.type}`,
+    );
+  }
+  const jsm = await jetstreamManager(options.nc);
+  const name = consumerName(integration.metadata.namespace!, integration.metadata.name);
+  for (const stream of [options.streams.events.name, options.streams.advisories.name]) {
+    try {
+      await jsm.consumers.info(stream, name);
+    } catch (e) {
+      if (e instanceof JetStreamApiError && (e.code === 10014 || e.code === 10059)) {
+        throw new SwitchyardError(ErrorCodes.MISSING_REFERENCE, `Integration ${label}: no consumer ${name} on stream ${stream}; create it with ensureIntegrationConsumer`, { cause: e });
+      }
+      throw e;
+    }
+  }
+  const destination = createDestination({
+    integration,
+    credentials: options.config.credentials ?? {},
+    timeoutMs: parseDuration(integration.spec.delivery.timeout),
+    clock: options.clock ?? systemClock,
+  });
+  const forwarder = new ForwarderImpl(options.nc, jsm, options.streams, integration, mapping, destination, options);
+  forwarder.start(integration.spec.paused);
+  return forwarder;
+}

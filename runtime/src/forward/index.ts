@@ -1,0 +1,28 @@
+/**
+ * The transform and forward stage: JetStream consumers per Integration, mapping, delivery with
+ * retries, dead letters and max-deliveries advisories. Behaviour: startForwarder's docstring.
+ */
+export {
+  startForwarder,
+  retryDelayMs,
+  MAX_RETRY_AFTER_MS,
+  MIN_RETRY_DELAY_MS,
+  type Forwarder,
+  type ForwarderConfig,
+  type ForwarderOptions,
+  type ForwarderStats,
+  type DeliveryRecord,
+} from './forwarder.js';
+export {
+  ensureIntegrationConsumer,
+  deleteIntegrationConsumers,
+  integrationConsumerConfig,
+  advisoryConsumerConfig,
+  integrationFilters,
+  consumerUpdate,
+  normalizeIntegration,
+  ackWaitMs,
+  ACK_WAIT_MARGIN_MS,
+} from './consumer.js';
+export { DeadLetterPublisher, deadLetterMsgId, type DeadLetter, type DeadLetterReason } from './dead-letter.js';
+export { forwarderMetrics, DELIVERY_OUTCOMES, type ForwarderMetrics, type DeliveryOutcomeLabel } from './metrics.js';
