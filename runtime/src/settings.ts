@@ -54,6 +54,7 @@ export const StreamSettings = Type.Object(
         maxAge: Duration({ description: 'Dead letters older than this are removed.', default: '30d' }),
         maxBytes: Type.Integer({ description: 'Size cap in bytes (-1: none).', default: -1, minimum: -1 }),
         replicas: Type.Integer({ description: 'Stream replicas.', default: 1, minimum: 1, maximum: 5 }),
+        duplicateWindow: Duration({ description: 'Window in which a dead letter of the same event (consumer + stream sequence) is stored once.', default: '1d' }),
       },
       { default: {}, additionalProperties: false },
     ),

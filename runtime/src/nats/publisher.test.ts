@@ -29,3 +29,12 @@ describe('BatchPublisher', () => {
     pub.close();
   });
 });
+
+describe('desiredStreams', () => {
+  it('gives the dead-letter stream a duplicate window, so a re-run never stores a dead letter twice', async () => {
+    const { desiredStreams } = await import('./streams.js');
+    const { streamSettings } = await import('../settings.js');
+    const [, deadLetter] = desiredStreams(streamSettings({}));
+    expect(deadLetter).toMatchObject({ name: 'DEADLETTER', duplicate_window: 24 * 3600 * 1e9 });
+  });
+});

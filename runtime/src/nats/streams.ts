@@ -34,6 +34,7 @@ export function desiredStreams(s: StreamSettings): (Partial<StreamConfig> & { na
       max_age: nanos(parseDuration(s.deadLetter.maxAge)),
       max_bytes: s.deadLetter.maxBytes,
       num_replicas: s.deadLetter.replicas,
+      duplicate_window: nanos(parseDuration(s.deadLetter.duplicateWindow)),
       discard: DiscardPolicy.Old,
     },
     {
