@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+
 /**
  * Jest in ESM mode (run with --experimental-vm-modules), TypeScript transpiled by SWC; types are
  * checked by `tsc --noEmit` as a step of its own. The global setup starts the services the suite
@@ -6,7 +8,8 @@
  */
 export default {
   testEnvironment: 'node',
-  roots: ['<rootDir>/runtime/src', '<rootDir>/operator/src', '<rootDir>/client/src'],
+  // Tests sit beside the code of each workspace.
+  roots: ['runtime/src', 'operator/src', 'client/src'].filter((dir) => existsSync(new URL(dir, import.meta.url))).map((dir) => `<rootDir>/${dir}`),
   testMatch: ['**/*.test.ts'],
   extensionsToTreatAsEsm: ['.ts'],
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
