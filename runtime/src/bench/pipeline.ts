@@ -16,6 +16,8 @@ const EVENTS = Number(process.env.BENCH_EVENTS ?? 200_000);
 const BATCH = 100;
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const WRITE_KEY = 'wk_bench_0000000001';
+// Extra node flags for the ingest and forward processes, e.g. BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'.
+const NODE_ARGS = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
 const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/switchyard.js');
 
 /** Peak resident set size (VmHWM) of a process in MB, from /proc. */
@@ -120,10 +122,10 @@ try {
   const ingestPort = await freePort();
   const metricsPort = await freePort();
   const env = { ...process.env, LOG_LEVEL: 'warn' };
-  const ingest = spawn(process.execPath, [cli, 'ingest', '--sources', sourcesFile, '--settings', settingsFile, '--port', String(ingestPort), '--host', '127.0.0.1'], { env, stdio: 'inherit' });
+  const ingest = spawn(process.execPath, [...NODE_ARGS, cli, 'ingest', '--sources', sourcesFile, '--settings', settingsFile, '--port', String(ingestPort), '--host', '127.0.0.1'], { env, stdio: 'inherit' });
   children.push(ingest);
   await waitForHttp(`http://127.0.0.1:${ingestPort}/readyz`, ingest);
-  const forward = spawn(process.execPath, [cli, 'forward', '--config', forwarderFile, '--settings', settingsFile, '--create-consumer', '--metrics-port', String(metricsPort)], { env, stdio: 'inherit' });
+  const forward = spawn(process.execPath, [...NODE_ARGS, cli, 'forward', '--config', forwarderFile, '--settings', settingsFile, '--create-consumer', '--metrics-port', String(metricsPort)], { env, stdio: 'inherit' });
   children.push(forward);
   await waitForHttp(`http://127.0.0.1:${metricsPort}/readyz`, forward);
 
