@@ -70,8 +70,11 @@ export const StreamSettings = Type.Object(
 );
 export type StreamSettings = Static<typeof StreamSettings>;
 
+/** NATS settings as written by a user: every field optional. */
+export type NatsSettingsInput = Omit<Partial<NatsSettings>, 'tls'> & { tls?: Partial<NonNullable<NatsSettings['tls']>> };
+
 /** Parses NATS settings, applying defaults; `NATS_URL` fills `servers` when not given. */
-export function natsSettings(input: Partial<NatsSettings> = {}, env: NodeJS.ProcessEnv = process.env): Readonly<NatsSettings> {
+export function natsSettings(input: NatsSettingsInput = {}, env: NodeJS.ProcessEnv = process.env): Readonly<NatsSettings> {
   const fromEnv = env.NATS_URL?.split(',').map((s) => s.trim()).filter(Boolean);
   const servers = input.servers ?? (fromEnv?.length ? fromEnv : undefined);
   return parseSettings<NatsSettings>(NatsSettings, { ...input, ...(servers ? { servers } : {}) }, 'NATS settings');

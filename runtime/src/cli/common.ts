@@ -2,7 +2,7 @@ import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { ErrorCodes, SwitchyardError } from '../errors.js';
-import { natsSettings, streamSettings, type NatsSettings, type StreamSettings } from '../settings.js';
+import { natsSettings, streamSettings, type NatsSettings, type NatsSettingsInput, type StreamSettings } from '../settings.js';
 
 /** Settings file shared by every process command (`--settings`, YAML or JSON). */
 export interface ProcessSettings {
@@ -16,7 +16,7 @@ export interface ProcessSettings {
  * @throws SwitchyardError BAD_FILE (unreadable) or INVALID_SETTINGS (schema).
  */
 export async function loadProcessSettings(file: string | undefined, natsUrl?: string): Promise<ProcessSettings> {
-  let raw: { nats?: Partial<NatsSettings>; streams?: unknown } = {};
+  let raw: { nats?: NatsSettingsInput; streams?: unknown } = {};
   if (file) {
     try {
       raw = (parse(await readFile(file, 'utf8')) ?? {}) as typeof raw;

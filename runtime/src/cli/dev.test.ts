@@ -102,4 +102,20 @@ describe('switchyard dev', () => {
     expect(code).toBe(1);
     expect(stderr).toContain('/spec/mappingRef/name: Mapping default/webhook-ecommerce not found (reference)');
   }, 30000);
+  it('exits with a message saying how to get NATS when none is usable and no supported nats-server is installed', async () => {
+    const emptyCache = await mkdtemp(path.join(os.tmpdir(), 'sy-nobin-'));
+    const deadPort = await freePort();
+    child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'bin.ts'), 'dev', '-f', path.join(repoRoot, 'examples'), '--nats-url', `nats://127.0.0.1:${deadPort}`], {
+      cwd: repoRoot,
+      // No pinned build in the cache, and a PATH whose only nats-server (if any) is Debian's too-old one.
+      env: { ...process.env, SWITCHYARD_BIN_CACHE: emptyCache, PATH: '/usr/sbin:/usr/bin:/bin', LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((r) => child!.once('exit', (c) => r(c)));
+    expect(code).toBe(1);
+    expect(stderr).toContain('error SY_NATS_UNAVAILABLE: no usable NATS.');
+    expect(stderr).toContain('scripts/test-binaries.sh nats-server');
+  }, 30000);
 });

@@ -41,14 +41,14 @@ export interface RunningNatsServer {
 
 /**
  * Starts a nats-server with JetStream on `port` (a free one by default) and a temporary store,
- * resolving once it accepts clients.
+ * plus any extra command-line `args` (e.g. `--user`), resolving once it accepts clients.
  * @throws Error when it exits or is not ready within 15 s.
  */
-export async function startNatsServer(options: { port?: number; storeDir?: string; binary?: string } = {}): Promise<RunningNatsServer> {
+export async function startNatsServer(options: { port?: number; storeDir?: string; binary?: string; args?: string[] } = {}): Promise<RunningNatsServer> {
   const binary = options.binary ?? (await natsServerBinary());
   const port = options.port ?? (await freePort());
   const storeDir = options.storeDir ?? (await mkdtemp(path.join(os.tmpdir(), 'switchyard-nats-')));
-  const child = spawn(binary, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(binary, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir, ...(options.args ?? [])], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   child.stderr!.on('data', (d: Buffer) => {
     if (log.length < 100_000) log += d.toString();
