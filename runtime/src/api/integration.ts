@@ -65,6 +65,7 @@ export const IntegrationSpec = Type.Object(
         names: Type.Optional(
           Type.Array(Type.String({ minLength: 1, maxLength: 256 }), {
             description: 'Track event names taken; other track events are skipped. Default: every name. Does not affect other types.',
+            minItems: 1,
             maxItems: 1024,
           }),
         ),

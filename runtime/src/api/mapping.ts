@@ -11,7 +11,8 @@ export const PATH_PATTERN = '^([A-Za-z0-9_$@-]+|\\["[^"]+"\\])(\\[[0-9]+\\]|\\.[
 /** How deep field rules nest (`each`) inside the CRD schema; deeper levels are kept as-is by the API server and checked by the Mapping compiler. */
 export const CRD_RULE_DEPTH = 3;
 
-const SOURCE_PATH_PATTERN = '^(\\$name|\\$type|' + PATH_PATTERN.slice(1, -1) + ')$';
+/** A source path: {@link PATH_PATTERN}, or `$name` / `$type`. */
+export const SOURCE_PATH_PATTERN = '^(\\$name|\\$type|' + PATH_PATTERN.slice(1, -1) + ')$';
 
 /** One output field: where it comes from and where it goes. `each` nests rules for array elements. */
 export const FieldRule = Type.Recursive(

@@ -116,11 +116,14 @@ export async function expandPaths(paths: string[]): Promise<string[]> {
 
 /**
  * Reads and validates every document of the given files and folders.
- * @returns the valid resources and every problem found (schema, YAML syntax, duplicates).
+ * @returns the valid resources, every problem found (schema, YAML syntax, duplicates), and the
+ * `Kind/namespace/name` keys of documents refused by their schema (so references to them can say
+ * so instead of "not found").
  * @throws SwitchyardError BAD_FILE when a path cannot be read.
  */
-export async function loadResources(paths: string[]): Promise<{ resources: LoadedResource[]; problems: ResourceProblem[] }> {
+export async function loadResources(paths: string[]): Promise<{ resources: LoadedResource[]; problems: ResourceProblem[]; invalid: Set<string> }> {
   const resources: LoadedResource[] = [];
+  const invalid = new Set<string>();
   const problems: ResourceProblem[] = [];
   const seen = new Map<string, string>();
   for (const file of await expandPaths(paths)) {
@@ -135,7 +138,10 @@ export async function loadResources(paths: string[]): Promise<{ resources: Loade
     for (const { doc, origin } of parsed.docs) {
       const { resource, problems: p } = validateDocument(doc, origin);
       problems.push(...p);
-      if (!resource) continue;
+      if (!resource) {
+        if (p[0]?.object?.includes('/')) invalid.add(p[0].object);
+        continue;
+      }
       const key = objectKey(resource);
       const earlier = seen.get(key);
       if (earlier) {
@@ -146,7 +152,7 @@ export async function loadResources(paths: string[]): Promise<{ resources: Loade
       resources.push({ resource, origin });
     }
   }
-  return { resources, problems };
+  return { resources, problems, invalid };
 }
 
 /** Formats resource problems, one per line, for a terminal. */

@@ -2,7 +2,8 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import * as addFormatsModule from 'ajv-formats';
 import type { TSchema } from '@sinclair/typebox';
 import { ErrorCodes, SwitchyardError, type Problem } from '../errors.js';
-import { FieldRule } from './mapping.js';
+import { DURATION_PATTERN, NAME_PATTERN } from './common.js';
+import { FieldRule, PATH_PATTERN, SOURCE_PATH_PATTERN } from './mapping.js';
 
 // ajv-formats ships CommonJS with a default export.
 const addFormats = addFormatsModule.default as unknown as (ajv: Ajv) => Ajv;
@@ -31,6 +32,14 @@ export function createAjv(options: { useDefaults?: boolean } = {}): Ajv {
   return ajv;
 }
 
+/** What the API's patterns mean, so a failed `pattern` reads as a rule, not a regular expression. */
+const PATTERN_HINTS: Record<string, string> = {
+  [PATH_PATTERN]: 'must be a path such as properties.products[0].price (a key holding dots, spaces or other characters is written ["key"])',
+  [SOURCE_PATH_PATTERN]: 'must be $name, $type or a path such as properties.products[0].price (a key holding dots, spaces or other characters is written ["key"])',
+  [DURATION_PATTERN]: 'must be a duration such as 500ms, 10s, 2m, 1h or 7d',
+  [NAME_PATTERN]: 'must be a Kubernetes name: lowercase letters, digits, "-" and "."',
+};
+
 /** Turns ajv errors into {@link Problem}s; `prefix` is prepended to each instance path. */
 export function toProblems(errors: ErrorObject[] | null | undefined, prefix = ''): Problem[] {
   return (errors ?? []).map((e) => {
@@ -42,6 +51,9 @@ export function toProblems(errors: ErrorObject[] | null | undefined, prefix = ''
     } else if (e.keyword === 'additionalProperties') {
       path = `${path}/${(e.params as { additionalProperty: string }).additionalProperty}`;
       message = 'is not a known field';
+    } else if (e.keyword === 'pattern') {
+      const pattern = (e.params as { pattern: string }).pattern;
+      message = PATTERN_HINTS[pattern] ?? message;
     } else if (e.keyword === 'enum') {
       message = `must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
     }

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { cp, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,113 +10,168 @@ import { freePort } from '../local/nats-server.js';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '../../..');
 
-/** Collects a child's stdout and resolves when a line matches. */
-function lines(child: ChildProcess) {
-  let buffer = '';
+interface DevRun {
+  child: ChildProcess;
+  /** Resolves with the first stdout line matching `re`. */
+  wait(re: RegExp, timeoutMs?: number): Promise<string>;
+  stderr(): string;
+  exit(): Promise<number | null>;
+}
+
+const running: ChildProcess[] = [];
+
+/** Runs `switchyard dev` (TypeScript sources through tsx) and follows its output. */
+function dev(args: string[], env: NodeJS.ProcessEnv = {}): DevRun {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'bin.ts'), 'dev', ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, NATS_URL: '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  running.push(child);
+  let out = '';
+  let err = '';
   const waiters: { re: RegExp; resolve: (line: string) => void }[] = [];
+  const find = (re: RegExp) => out.split('\n').find((l) => re.test(l));
   child.stdout!.on('data', (d: Buffer) => {
-    buffer += d.toString();
+    out += d.toString();
     for (const w of [...waiters]) {
-      const line = buffer.split('\n').find((l) => w.re.test(l));
+      const line = find(w.re);
       if (line) {
         waiters.splice(waiters.indexOf(w), 1);
         w.resolve(line);
       }
     }
   });
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   return {
-    wait: (re: RegExp, timeoutMs = 20000) =>
+    child,
+    wait: (re, timeoutMs = 30_000) =>
       new Promise<string>((resolve, reject) => {
-        const line = buffer.split('\n').find((l) => re.test(l));
+        const line = find(re);
         if (line) return resolve(line);
-        const timer = setTimeout(() => reject(new Error(`no line matching ${re} in:\n${buffer}`)), timeoutMs);
+        const timer = setTimeout(() => reject(new Error(`no line matching ${re} in:\n${out}\nstderr:\n${err}`)), timeoutMs);
         waiters.push({ re, resolve: (l) => (clearTimeout(timer), resolve(l)) });
       }),
-    text: () => buffer,
+    stderr: () => err,
+    exit: () => exited,
   };
 }
 
+/** A copy of examples/ whose Integration delivers to 127.0.0.1:`port`. */
+async function examplesFor(port: number): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'sy-dev-'));
+  await cp(path.join(repoRoot, 'examples'), dir, { recursive: true });
+  const integration = path.join(dir, 'integration.yaml');
+  await writeFile(integration, (await readFile(integration, 'utf8')).replaceAll('127.0.0.1:8788', `127.0.0.1:${port}`));
+  return dir;
+}
+
+const track = (port: number, messageId: string) =>
+  request(`http://127.0.0.1:${port}/v1/track`, {
+    method: 'POST',
+    headers: { authorization: `Basic ${Buffer.from('wk_local_example_web:').toString('base64')}`, 'content-type': 'application/json' },
+    body: JSON.stringify({
+      event: 'Order Completed',
+      userId: 'u1',
+      messageId,
+      properties: { order_id: 'o1', revenue: 25, currency: 'EUR', products: [{ product_id: 'p1', name: 'Uno', price: 3, quantity: 2 }] },
+    }),
+  });
+
 describe('switchyard dev', () => {
-  let child: ChildProcess | undefined;
   afterEach(() => {
-    if (child && child.exitCode === null) child.kill('SIGKILL');
+    for (const c of running.splice(0)) if (c.exitCode === null) c.kill('SIGTERM');
   });
 
   it('runs the example resources end to end: events posted to ingestion reach the webhook, mapped, and each delivery is shown', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'sy-dev-'));
-    await cp(path.join(repoRoot, 'examples'), dir, { recursive: true });
     const [port, receiverPort, deadNatsPort] = [await freePort(), await freePort(), await freePort()];
-    const integration = path.join(dir, 'integration.yaml');
-    await writeFile(integration, (await readFile(integration, 'utf8')).replaceAll('127.0.0.1:8788', `127.0.0.1:${receiverPort}`));
-
+    const store = await mkdtemp(path.join(os.tmpdir(), 'sy-dev-store-'));
     // Nothing listens on deadNatsPort: dev must start a supported nats-server of its own.
-    child = spawn(
-      process.execPath,
-      ['--import', 'tsx', path.join(here, 'bin.ts'), 'dev', '-f', dir, '--port', String(port), '--receiver', String(receiverPort), '--nats-url', `nats://127.0.0.1:${deadNatsPort}`],
-      { cwd: repoRoot, env: { ...process.env, LOG_LEVEL: 'warn', NATS_URL: '' }, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const out = lines(child);
-    await out.wait(/switchyard dev: ingestion on http:\/\/127\.0\.0\.1:\d+ \(NATS .*started locally\)/, 30000).catch((e) => {
-      throw new Error(`${(e as Error).message}\nstderr:\n${stderr}`);
-    });
+    const run = dev(['-f', await examplesFor(receiverPort), '--port', String(port), '--receiver', String(receiverPort), '--nats-url', `nats://127.0.0.1:${deadNatsPort}`, '--nats-store', store]);
+    await run.wait(new RegExp(`switchyard dev: ingestion on http://127\\.0\\.0\\.1:${port} \\(NATS .*started locally, store ${store}\\)`));
 
-    const res = await request(`http://127.0.0.1:${port}/v1/track`, {
-      method: 'POST',
-      headers: { authorization: `Basic ${Buffer.from('wk_local_example_web:').toString('base64')}`, 'content-type': 'application/json' },
-      body: JSON.stringify({
-        event: 'Order Completed',
-        userId: 'u1',
-        messageId: 'dev-test-1',
-        properties: { order_id: 'o1', revenue: 25, currency: 'EUR', products: [{ product_id: 'p1', name: 'Uno', price: 3, quantity: 2 }] },
-      }),
-    });
+    const res = await track(port, 'dev-test-1');
     expect(res.statusCode).toBe(200);
     expect(await res.body.json()).toEqual({ success: true });
 
-    const received = await out.wait(/^receiver ← POST \/webhook /);
-    const payload = JSON.parse(received.replace(/^receiver ← POST \/webhook /, ''));
+    const received = await run.wait(/^receiver ← POST \/webhook /);
+    const [, headers, body] = /^receiver ← POST \/webhook headers=(\{.*\}) body=(.*)$/.exec(received)!;
+    expect(JSON.parse(headers!)).toMatchObject({ authorization: 'Bearer local-example-token', 'x-switchyard-example': 'true' });
+    const payload = JSON.parse(body!);
     expect(payload).toMatchObject({
       event: 'purchase',
       type: 'track',
       messageId: 'dev-test-1',
       userId: 'u1',
+      context: { ip: '127.0.0.1' },
       order: { id: 'o1', value: 25, currency: 'EUR', items: [{ id: 'p1', name: 'Uno', price: 3, quantity: 2 }] },
     });
     expect(payload.timestamp).toEqual(expect.stringMatching(/^\d{4}-\d\d-\d\dT/));
-    await out.wait(/^delivery  default\/example-webhook delivered .*messageId=dev-test-1  status=200/);
+    await run.wait(/^delivery  default\/example-webhook delivered .*messageId=dev-test-1  status=200/);
 
-    const exited = new Promise<number | null>((r) => child!.once('exit', (code) => r(code)));
-    child.kill('SIGTERM');
-    expect(await exited).toBe(0);
-  }, 60000);
+    run.child.kill('SIGTERM');
+    expect(await run.exit()).toBe(0);
+  }, 60_000);
+
+  it('keeps accepted but undelivered events in its store and delivers them on the next run', async () => {
+    const [port, receiverPort, deadNatsPort] = [await freePort(), await freePort(), await freePort()];
+    const store = await mkdtemp(path.join(os.tmpdir(), 'sy-dev-store-'));
+    const examples = await examplesFor(receiverPort);
+    const args = ['-f', examples, '--port', String(port), '--nats-url', `nats://127.0.0.1:${deadNatsPort}`, '--nats-store', store];
+
+    // First run: the destination is down, so the event is accepted and stays undelivered.
+    const first = dev(args);
+    await first.wait(/^switchyard dev: ingestion on/);
+    expect((await track(port, 'kept-1')).statusCode).toBe(200);
+    await first.wait(/^delivery  default\/example-webhook retried .*messageId=kept-1/);
+    first.child.kill('SIGTERM');
+    await first.wait(new RegExp(`^integration default/example-webhook: 1 event\\(s\\) not yet delivered stay stored in ${store}`));
+    expect(await first.exit()).toBe(0);
+
+    // Second run, destination up: the stored event arrives.
+    const second = dev([...args, '--receiver', String(receiverPort)]);
+    const received = await second.wait(/^receiver ← POST \/webhook /);
+    expect(received).toContain('"messageId":"kept-1"');
+    second.child.kill('SIGTERM');
+    expect(await second.exit()).toBe(0);
+  }, 90_000);
+
+  it('fails with one line when a port is taken, and leaves nothing running behind', async () => {
+    const taken = createServer().listen(0, '127.0.0.1');
+    await new Promise((r) => taken.once('listening', r));
+    const port = (taken.address() as { port: number }).port;
+    const store = await mkdtemp(path.join(os.tmpdir(), 'sy-dev-store-'));
+    const args = ['-f', path.join(repoRoot, 'examples'), '--nats-url', `nats://127.0.0.1:${await freePort()}`, '--nats-store', store];
+    const run = dev([...args, '--port', String(port)]);
+    expect(await run.exit()).toBe(1);
+    taken.close();
+    expect(run.stderr()).toMatch(/^error: listen EADDRINUSE: address already in use 127\.0\.0\.1:\d+$/m);
+    expect(run.stderr()).not.toMatch(/^\s+at /m);
+    // The nats-server it started was stopped and released its store: the next run gets the same one.
+    const next = dev([...args, '--port', String(await freePort())]);
+    await next.wait(new RegExp(`started locally, store ${store}\\)`));
+    next.child.kill('SIGTERM');
+    expect(await next.exit()).toBe(0);
+  }, 60_000);
 
   it('refuses invalid resources before starting anything', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'sy-dev-'));
-    await cp(path.join(repoRoot, 'examples'), dir, { recursive: true });
+    const dir = await examplesFor(8788);
     await writeFile(path.join(dir, 'mapping.yaml'), '');
-    child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'bin.ts'), 'dev', '-f', dir], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const code = await new Promise<number | null>((r) => child!.once('exit', (c) => r(c)));
-    expect(code).toBe(1);
-    expect(stderr).toContain('/spec/mappingRef/name: Mapping default/webhook-ecommerce not found (reference)');
-  }, 30000);
-  it('exits with a message saying how to get NATS when none is usable and no supported nats-server is installed', async () => {
+    const run = dev(['-f', dir]);
+    expect(await run.exit()).toBe(1);
+    expect(run.stderr()).toContain('/spec/mappingRef/name: Mapping default/webhook-ecommerce not found (reference)');
+  }, 30_000);
+
+  it('exits with a message saying how to get NATS when none is usable and no supported nats-server can be had', async () => {
     const emptyCache = await mkdtemp(path.join(os.tmpdir(), 'sy-nobin-'));
-    const deadPort = await freePort();
-    child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'bin.ts'), 'dev', '-f', path.join(repoRoot, 'examples'), '--nats-url', `nats://127.0.0.1:${deadPort}`], {
-      cwd: repoRoot,
-      // No pinned build in the cache, and a PATH whose only nats-server (if any) is Debian's too-old one.
-      env: { ...process.env, SWITCHYARD_BIN_CACHE: emptyCache, PATH: '/usr/sbin:/usr/bin:/bin', LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    // No pinned build in the cache, no Go to build one, and a PATH whose only nats-server (if any) is Debian's too-old one.
+    const run = dev(['-f', path.join(repoRoot, 'examples'), '--nats-url', `nats://127.0.0.1:${await freePort()}`], {
+      SWITCHYARD_BIN_CACHE: emptyCache,
+      PATH: '/usr/sbin:/usr/bin:/bin',
     });
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const code = await new Promise<number | null>((r) => child!.once('exit', (c) => r(c)));
-    expect(code).toBe(1);
-    expect(stderr).toContain('error SY_NATS_UNAVAILABLE: no usable NATS.');
-    expect(stderr).toContain('scripts/test-binaries.sh nats-server');
-  }, 30000);
+    expect(await run.exit()).toBe(1);
+    expect(run.stderr()).toContain('error SY_NATS_UNAVAILABLE: no usable NATS.');
+    expect(run.stderr()).toContain('scripts/test-binaries.sh nats-server');
+  }, 30_000);
 });

@@ -1,3 +1,5 @@
+import os from 'node:os';
+import path from 'node:path';
 import type { Command } from 'commander';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { pino } from 'pino';
@@ -5,7 +7,7 @@ import { formatResourceProblems, loadResources } from '../api/index.js';
 import { ensureIntegrationConsumer, startForwarder, type DeliveryRecord, type Forwarder } from '../forward/index.js';
 import { startIngestion } from '../ingestion/index.js';
 import { connectOrStartNats } from '../local/nats.js';
-import { startReceiver } from '../local/receiver.js';
+import { startReceiver, type ReceivedRequest } from '../local/receiver.js';
 import { resolveLocal } from '../local/resolve.js';
 import { createRegistry } from '../metrics.js';
 import { ensureStreams } from '../nats/streams.js';
@@ -23,6 +25,16 @@ export function formatDelivery(d: DeliveryRecord): string {
   return parts.join('  ');
 }
 
+/** One line per request the dev receiver got: method, path, the headers that matter, body. */
+export function formatReceived(r: ReceivedRequest): string {
+  const boring = new Set(['host', 'connection', 'content-length', 'content-type', 'accept', 'accept-encoding', 'user-agent']);
+  const headers = Object.fromEntries(Object.entries(r.headers).filter(([k]) => !boring.has(k)));
+  return `receiver ← ${r.method} ${r.url} headers=${JSON.stringify(headers)} body=${JSON.stringify(r.body)}`;
+}
+
+/** Store folder of the nats-server `dev` starts: kept between runs, so nothing accepted is lost. */
+export const DEFAULT_DEV_STORE = path.join(os.homedir(), '.cache', 'switchyard', 'dev-nats');
+
 interface DevOptions {
   filename: string[];
   port: string;
@@ -30,27 +42,31 @@ interface DevOptions {
   natsUrl?: string;
   settings?: string;
   receiver?: string;
+  natsStore: string;
 }
 
 /**
  * `switchyard dev -f <files…>`: runs ingestion and every Integration's forwarder in one process
  * from YAML, the way the cluster would run them. NATS from `--nats-url`/`NATS_URL` (default
- * nats://127.0.0.1:4222); when none answers or it is too old, a local nats-server is started.
+ * nats://127.0.0.1:4222); when none answers or it is too old, a local nats-server is started
+ * (built with Go first when none is installed), storing in `--nats-store`.
  */
 export function registerDev(program: Command, out: (s: string) => void, err: (s: string) => void): void {
   program
     .command('dev')
-    .description('run ingestion and every Integration from YAML files in one process (local mode)')
+    .description('run ingestion and every Integration from YAML files in one process (local mode); starts a nats-server when no usable NATS answers')
     .requiredOption('-f, --filename <paths...>', 'files or folders with Source, Integration, Mapping and Secret YAML')
     .option('-p, --port <port>', 'ingestion port', '8787')
     .option('--host <host>', 'ingestion address', '127.0.0.1')
     .option('--nats-url <url>', 'NATS server URL(s), comma-separated (default: NATS_URL or nats://127.0.0.1:4222)')
     .option('--settings <file>', 'settings file {nats, streams} (YAML or JSON)')
     .option('--receiver <port>', 'also run a webhook receiver on 127.0.0.1:<port> that prints every request it gets')
+    .option('--nats-store <dir>', 'store folder of the nats-server dev starts when no usable NATS answers; kept between runs', DEFAULT_DEV_STORE)
     .action(async (opts: DevOptions) => {
-      const logger = pino({ level: process.env.LOG_LEVEL ?? 'info', base: { app: 'switchyard' } }, pino.destination(2));
-      const { resources, problems } = await loadResources(opts.filename);
-      const resolved = resolveLocal(resources);
+      // The human-readable lines below tell what happens; JSON logs only for warnings unless asked.
+      const logger = pino({ level: process.env.LOG_LEVEL ?? 'warn', base: { app: 'switchyard' } }, pino.destination(2));
+      const { resources, problems, invalid } = await loadResources(opts.filename);
+      const resolved = resolveLocal(resources, { invalid });
       problems.push(...resolved.problems);
       if (problems.length > 0) {
         err(formatResourceProblems(problems));
@@ -59,57 +75,65 @@ export function registerDev(program: Command, out: (s: string) => void, err: (s:
       }
       const { plan } = resolved;
       const settings = await loadProcessSettings(opts.settings, opts.natsUrl);
-      const { nc, local } = await connectOrStartNats(settings.nats, logger);
-      const registry = createRegistry();
+      const { nc, local } = await connectOrStartNats(settings.nats, logger, { storeDir: opts.natsStore });
+      // Whatever started is stopped again, in reverse order, on Ctrl-C or when starting fails.
+      const stops: (() => Promise<unknown>)[] = [async () => local?.stop(), () => nc.drain()];
+      const stopAll = async () => {
+        for (const stop of stops.reverse()) await stop();
+      };
       const jsm = await jetstreamManager(nc);
-      await ensureStreams(jsm, settings.streams);
-
-      const receiver = opts.receiver
-        ? await startReceiver({
-            port: Number(opts.receiver),
-            onRequest: (r) => out(`receiver ← ${r.method} ${r.url} ${JSON.stringify(r.body)}`),
-          })
-        : undefined;
-      const forwarders: Forwarder[] = [];
-      for (const config of plan.forwarders) {
-        const name = `${config.integration.metadata.namespace}/${config.integration.metadata.name}`;
-        if (config.integration.spec.paused) {
-          out(`integration ${name}: paused, events wait in the stream`);
-          continue;
+      const forwarders: { name: string; consumer: string; forwarder: Forwarder }[] = [];
+      let ingestionUrl: string;
+      try {
+        const registry = createRegistry();
+        await ensureStreams(jsm, settings.streams);
+        if (opts.receiver) {
+          const receiver = await startReceiver({ port: Number(opts.receiver), onRequest: (r) => out(formatReceived(r)) });
+          stops.push(() => receiver.close());
         }
-        await ensureIntegrationConsumer(jsm, settings.streams, config.integration);
-        forwarders.push(
-          await startForwarder({
-            nc,
-            streams: settings.streams,
-            config,
-            logger,
-            registry,
-            onDelivery: (d) => out(formatDelivery(d)),
-          }),
-        );
+        for (const config of plan.forwarders) {
+          const { namespace, name } = config.integration.metadata;
+          if (config.integration.spec.paused) {
+            out(`integration ${namespace}/${name}: paused, events wait in the stream`);
+            continue;
+          }
+          const info = await ensureIntegrationConsumer(jsm, settings.streams, config.integration);
+          const forwarder = await startForwarder({ nc, streams: settings.streams, config, logger, registry, onDelivery: (d) => out(formatDelivery(d)) });
+          forwarders.push({ name: `${namespace}/${name}`, consumer: info.name, forwarder });
+        }
+        stops.push(() => Promise.all(forwarders.map((f) => f.forwarder.stop())));
+        const ingestion = await startIngestion({ nc, streams: settings.streams, sources: plan.sources, logger, registry, port: Number(opts.port), host: opts.host });
+        stops.push(() => ingestion.close());
+        ingestionUrl = ingestion.url;
+      } catch (e) {
+        await stopAll();
+        throw e;
       }
-      const ingestion = await startIngestion({ nc, streams: settings.streams, sources: plan.sources, logger, registry, port: Number(opts.port), host: opts.host });
 
-      out(`switchyard dev: ingestion on ${ingestion.url} (NATS ${nc.getServer()}${local ? ', started locally' : ''})`);
+      out(`switchyard dev: ingestion on ${ingestionUrl} (NATS ${nc.getServer()}${local ? `, started locally, store ${local.storeDir}` : ''})`);
       for (const s of plan.sources) out(`  source ${s.namespace}/${s.name}: write key ${s.writeKey}`);
       for (const f of plan.forwarders) {
         const d = f.integration.spec.destination;
         out(`  integration ${f.integration.metadata.namespace}/${f.integration.metadata.name} → ${d.type} ${d.webhook?.url ?? ''} (mapping ${f.mapping.metadata.name})`);
       }
-      if (receiver) out(`  receiver on ${receiver.url}`);
+      if (opts.receiver) out(`  receiver on http://127.0.0.1:${opts.receiver}`);
       const example = plan.sources[0];
       if (example) {
-        out(`try:\n  curl -u '${example.writeKey}:' -H 'content-type: application/json' ${ingestion.url}/v1/track \\\n    -d '{"event":"Order Completed","userId":"u1","properties":{"order_id":"o1","revenue":25,"currency":"USD"}}'`);
+        out(`try:\n  curl -u '${example.writeKey}:' -H 'content-type: application/json' ${ingestionUrl}/v1/track \\\n    -d '{"event":"Order Completed","userId":"u1","properties":{"order_id":"o1","revenue":25,"currency":"USD"}}'`);
       }
-      out('Ctrl-C stops (in-flight deliveries finish first).');
+      out('Ctrl-C stops (in-flight deliveries finish first; undelivered events stay stored for the next run).');
 
       await onShutdown(async () => {
-        await ingestion.close();
-        await Promise.all(forwarders.map((f) => f.stop()));
-        await receiver?.close();
-        await nc.drain();
-        await local?.stop();
+        // Stop taking events and delivering, then say what is still stored.
+        const [stopIngestion, stopForwarders] = [stops.pop()!, stops.pop()!];
+        await stopIngestion();
+        await stopForwarders();
+        for (const f of forwarders) {
+          const info = await jsm.consumers.info(settings.streams.events.name, f.consumer).catch(() => undefined);
+          const waiting = info ? info.num_pending + info.num_ack_pending : 0;
+          if (waiting > 0) out(`integration ${f.name}: ${waiting} event(s) not yet delivered stay stored${local?.storeDir ? ` in ${local.storeDir}` : ''}; they are delivered on the next run`);
+        }
+        await stopAll();
       });
     });
 }

@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander';
+import { RUNTIME_VERSION } from '../destinations/index.js';
 import { SwitchyardError } from '../errors.js';
 import { registerDev } from './dev.js';
 import { registerForward } from './forward.js';
@@ -21,6 +22,7 @@ const stdio: CliIo = { out: (s) => process.stdout.write(`${s}\n`), err: (s) => p
 export async function main(argv: string[], io: CliIo = stdio): Promise<number> {
   const program = new Command('switchyard')
     .description('Switchyard: self-hosted customer-event router')
+    .version(RUNTIME_VERSION)
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) });
   registerDev(program, io.out, io.err);
@@ -38,6 +40,9 @@ export async function main(argv: string[], io: CliIo = stdio): Promise<number> {
       io.err(`error ${e.code}: ${e.message}`);
       return 1;
     }
-    throw e;
+    // Anything else (a port in use, an unreadable file…): one line; the stack with LOG_LEVEL=debug.
+    io.err(`error: ${(e as Error).message ?? String(e)}`);
+    if (process.env.LOG_LEVEL === 'debug' || process.env.LOG_LEVEL === 'trace') io.err(String((e as Error).stack));
+    return 1;
   }
 }

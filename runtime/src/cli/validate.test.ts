@@ -54,4 +54,22 @@ describe('switchyard validate', () => {
   it('exits 2 on a usage error', async () => {
     expect((await run('validate')).code).toBe(2);
   });
+  it('fails when the paths hold no resources, so a wrong path in CI cannot pass', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'sy-validate-'));
+    await writeFile(path.join(dir, 'notes.txt'), 'not yaml');
+    const r = await run('validate', '-f', dir);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(`no resources found in ${dir}`);
+  });
+
+  it('says a reference points at a resource with errors, and explains path rules in words', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'sy-validate-'));
+    await cp(examples, dir, { recursive: true });
+    const file = path.join(dir, 'mapping.yaml');
+    await writeFile(file, (await readFile(file, 'utf8')).replace('from: properties.order_id', 'from: "properties.order_id["'));
+    const r = await run('validate', '-f', dir);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/\/from: must be \$name, \$type or a path such as properties\.products\[0\]\.price .*\(pattern\)/);
+    expect(r.err).toContain('/spec/mappingRef/name: Mapping default/webhook-ecommerce has errors (reference)');
+  });
 });

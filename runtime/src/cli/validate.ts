@@ -15,8 +15,13 @@ export function registerValidate(program: Command, out: (s: string) => void, err
     .requiredOption('-f, --filename <paths...>', 'files or folders (*.yaml, *.yml, *.json) to check')
     .option('--require-secrets', 'also fail when a referenced Secret is not among the files (Secrets usually live outside Git)', false)
     .action(async (opts: { filename: string[]; requireSecrets: boolean }) => {
-      const { resources, problems } = await loadResources(opts.filename);
-      problems.push(...resolveLocal(resources, { requireSecrets: opts.requireSecrets }).problems);
+      const { resources, problems, invalid } = await loadResources(opts.filename);
+      problems.push(...resolveLocal(resources, { requireSecrets: opts.requireSecrets, invalid }).problems);
+      if (resources.length === 0 && problems.length === 0) {
+        err(`no resources found in ${opts.filename.join(', ')} (files ending in .yaml, .yml or .json)`);
+        process.exitCode = 1;
+        return;
+      }
       if (problems.length > 0) {
         err(formatResourceProblems(problems));
         err(`${problems.length} problem(s) in ${opts.filename.join(', ')}`);

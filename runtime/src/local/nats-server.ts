@@ -1,4 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import os from 'node:os';
@@ -7,6 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 /** Repository root (runtime/src/local or runtime/dist/local → three levels up). */
+const SETPRIV = '/usr/bin/setpriv';
+
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
 /** A free TCP port on 127.0.0.1 (bound then released). */
@@ -48,13 +51,19 @@ export async function startNatsServer(options: { port?: number; storeDir?: strin
   const binary = options.binary ?? (await natsServerBinary());
   const port = options.port ?? (await freePort());
   const storeDir = options.storeDir ?? (await mkdtemp(path.join(os.tmpdir(), 'switchyard-nats-')));
-  const child = spawn(binary, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir, ...(options.args ?? [])], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const args = ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir, ...(options.args ?? [])];
+  // setpriv (util-linux) makes the kernel stop the server when its parent dies, even by SIGKILL,
+  // so a killed dev process or test run leaves no server behind; it execs, keeping the pid.
+  const child = existsSync(SETPRIV) ? spawn(SETPRIV, ['--pdeathsig', 'TERM', binary, ...args], { stdio: ['ignore', 'ignore', 'pipe'] }) : spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   child.stderr!.on('data', (d: Buffer) => {
     if (log.length < 100_000) log += d.toString();
   });
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`nats-server not ready in 15s:\n${log}`)), 15_000);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`nats-server not ready in 15s:\n${log}`));
+    }, 15_000);
     const check = () => {
       if (/Server is ready/.test(log)) {
         clearTimeout(timer);

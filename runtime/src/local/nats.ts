@@ -1,4 +1,7 @@
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import lockfile from 'proper-lockfile';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -20,9 +23,9 @@ export const HOW_TO_GET_NATS = [
   '  - build the pinned one with Go: scripts/test-binaries.sh nats-server',
 ].join('\n');
 
-async function binaryVersion(binary: string): Promise<string | undefined> {
+async function binaryVersion(binary: string, args = ['--version']): Promise<string | undefined> {
   try {
-    const { stdout } = await run(binary, ['--version'], { timeout: 5000 });
+    const { stdout } = await run(binary, args, { timeout: 5000 });
     return /v?(\d+\.\d+\.\d+)/.exec(stdout)?.[1];
   } catch {
     return undefined;
@@ -31,13 +34,16 @@ async function binaryVersion(binary: string): Promise<string | undefined> {
 
 /**
  * Finds a nats-server binary that is new enough: the pinned build in the test-binary cache first,
- * then `nats-server` on PATH. Never builds anything.
+ * then `nats-server` on PATH. With `build`, when neither is there and Go is installed, builds the
+ * pinned one (scripts/test-binaries.sh, a minute or two, once).
  * @returns its path, or undefined when there is none.
  */
-export async function findNatsServerBinary(minVersion = MIN_NATS_SERVER_VERSION): Promise<string | undefined> {
+export async function findNatsServerBinary(options: { minVersion?: string; build?: boolean; logger?: Logger } = {}): Promise<string | undefined> {
+  const minVersion = options.minVersion ?? MIN_NATS_SERVER_VERSION;
+  const script = path.join(repoRoot, 'scripts/test-binaries.sh');
   const candidates: string[] = [];
   try {
-    const { stdout } = await run(path.join(repoRoot, 'scripts/test-binaries.sh'), ['--cached', 'nats-server'], { timeout: 5000 });
+    const { stdout } = await run(script, ['--cached', 'nats-server'], { timeout: 5000 });
     if (stdout.trim()) candidates.push(stdout.trim());
   } catch {
     // not built (or not a clone): try PATH
@@ -47,25 +53,61 @@ export async function findNatsServerBinary(minVersion = MIN_NATS_SERVER_VERSION)
     const v = await binaryVersion(c);
     if (v && compareVersions(v, minVersion) >= 0) return c;
   }
-  return undefined;
+  if (!options.build || !existsSync(script) || !(await binaryVersion('go', ['version']))) return undefined;
+  options.logger?.warn('building the pinned nats-server with Go (first run only; a minute or two)');
+  try {
+    const { stdout } = await run(script, ['--path', 'nats-server'], { timeout: 15 * 60_000, maxBuffer: 16 << 20 });
+    return stdout.trim().split('\n').pop();
+  } catch (e) {
+    options.logger?.error({ err: e }, 'building nats-server failed');
+    return undefined;
+  }
 }
 
 /**
  * Connects to the configured NATS; when none answers or it is too old, starts a supported
- * nats-server with JetStream in a temporary folder on a free port.
+ * nats-server with JetStream on a free port, storing in `storeDir` (kept, so events not yet
+ * delivered wait for the next run; locked while in use) or, without one or when another run holds
+ * it, in a temporary folder removed on stop.
  * @throws SwitchyardError NATS_UNAVAILABLE with {@link HOW_TO_GET_NATS} when neither works.
  */
-export async function connectOrStartNats(settings: NatsSettings, logger: Logger): Promise<{ nc: NatsConnection; settings: NatsSettings; local?: RunningNatsServer }> {
+export async function connectOrStartNats(
+  settings: NatsSettings,
+  logger: Logger,
+  options: { storeDir?: string } = {},
+): Promise<{ nc: NatsConnection; settings: NatsSettings; local?: RunningNatsServer }> {
   try {
     return { nc: await connectNats(settings, { timeout: 3000 }), settings };
   } catch (e) {
     if (!(e instanceof SwitchyardError)) throw e;
     logger.warn({ reason: e.message }, 'configured NATS is not usable; starting a local nats-server');
   }
-  const binary = await findNatsServerBinary(settings.minServerVersion);
+  const binary = await findNatsServerBinary({ minVersion: settings.minServerVersion, build: true, logger });
   if (!binary) throw new SwitchyardError(ErrorCodes.NATS_UNAVAILABLE, `no usable NATS.\n${HOW_TO_GET_NATS}`);
-  const local = await startNatsServer({ binary });
+  let local: RunningNatsServer | undefined;
+  if (options.storeDir) {
+    await mkdir(options.storeDir, { recursive: true });
+    try {
+      // nats-server does not lock its store: two servers on one folder would corrupt it.
+      const release = await lockfile.lock(options.storeDir, { stale: 10_000, update: 2_000 });
+      try {
+        const server = await startNatsServer({ binary, storeDir: options.storeDir });
+        local = { ...server, stop: async () => (await server.stop(), await release()) };
+      } catch (e) {
+        await release();
+        throw e;
+      }
+    } catch (e) {
+      logger.warn({ storeDir: options.storeDir, reason: (e as Error).message.split('\n')[0] }, 'store folder not usable (in use by another dev run?); using a temporary one');
+    }
+  }
+  local ??= await startNatsServer({ binary });
   logger.info({ url: local.url, binary, storeDir: local.storeDir }, 'started local nats-server with JetStream');
-  const localSettings = natsSettings({ ...settings, servers: [local.url] });
-  return { nc: await connectNats(localSettings), settings: localSettings, local };
+  try {
+    const localSettings = natsSettings({ ...settings, servers: [local.url] });
+    return { nc: await connectNats(localSettings), settings: localSettings, local };
+  } catch (e) {
+    await local.stop();
+    throw e;
+  }
 }

@@ -20,7 +20,7 @@ export interface LocalPlan {
  * @returns the plan and every problem found (missing references, mapping errors), each naming
  * the resource and field.
  */
-export function resolveLocal(loaded: LoadedResource[], options: { requireSecrets?: boolean } = {}): { plan: LocalPlan; problems: ResourceProblem[] } {
+export function resolveLocal(loaded: LoadedResource[], options: { requireSecrets?: boolean; invalid?: Set<string> } = {}): { plan: LocalPlan; problems: ResourceProblem[] } {
   const requireSecrets = options.requireSecrets ?? true;
   const byKey = new Map<string, LoadedResource>();
   for (const l of loaded) byKey.set(objectKey(l.resource), l);
@@ -28,6 +28,8 @@ export function resolveLocal(loaded: LoadedResource[], options: { requireSecrets
   const problems: ResourceProblem[] = [];
   const problem = (l: LoadedResource, path: string, rule: string, message: string) =>
     problems.push({ origin: l.origin, object: objectKey(l.resource), path, rule, message });
+  const missing = (kind: string, ns: string, name: string) =>
+    options.invalid?.has(`${kind}/${ns}/${name}`) ? `${kind} ${ns}/${name} has errors` : `${kind} ${ns}/${name} not found`;
 
   const sources: IngestionSource[] = [];
   const writeKeys = new Map<string, string>();
@@ -44,7 +46,7 @@ export function resolveLocal(loaded: LoadedResource[], options: { requireSecrets
         const secret = lookup<Secret>('Secret', ns, name);
         writeKey = secret ? secretValues(secret)[key] : undefined;
         if (!secret) {
-          if (requireSecrets) problem(l, '/spec/writeKey/secretKeyRef/name', 'reference', `Secret ${ns}/${name} not found`);
+          if (requireSecrets) problem(l, '/spec/writeKey/secretKeyRef/name', 'reference', missing('Secret', ns, name));
         }
         else if (writeKey === undefined) problem(l, '/spec/writeKey/secretKeyRef/key', 'reference', `Secret ${ns}/${name} has no key ${key}`);
       }
@@ -78,13 +80,13 @@ export function resolveLocal(loaded: LoadedResource[], options: { requireSecrets
     let ok = true;
     spec.sourceRefs.forEach((ref, i) => {
       if (!lookup<Source>('Source', ns, ref.name)) {
-        problem(l, `/spec/sourceRefs/${i}/name`, 'reference', `Source ${ns}/${ref.name} not found`);
+        problem(l, `/spec/sourceRefs/${i}/name`, 'reference', missing('Source', ns, ref.name));
         ok = false;
       }
     });
     const mapping = lookup<Mapping>('Mapping', ns, spec.mappingRef.name);
     if (!mapping) {
-      problem(l, '/spec/mappingRef/name', 'reference', `Mapping ${ns}/${spec.mappingRef.name} not found`);
+      problem(l, '/spec/mappingRef/name', 'reference', missing('Mapping', ns, spec.mappingRef.name));
       ok = false;
     } else if (compiled.get(objectKey(mapping)) === false) {
       problem(l, '/spec/mappingRef/name', 'reference', `Mapping ${ns}/${spec.mappingRef.name} has errors`);
@@ -97,7 +99,7 @@ export function resolveLocal(loaded: LoadedResource[], options: { requireSecrets
     if (spec.credentialsSecretRef) {
       const secret = lookup<Secret>('Secret', ns, spec.credentialsSecretRef.name);
       if (!secret) {
-        if (requireSecrets) problem(l, '/spec/credentialsSecretRef/name', 'reference', `Secret ${ns}/${spec.credentialsSecretRef.name} not found`);
+        if (requireSecrets) problem(l, '/spec/credentialsSecretRef/name', 'reference', missing('Secret', ns, spec.credentialsSecretRef.name));
         ok = false;
       } else credentials = secretValues(secret);
     }
