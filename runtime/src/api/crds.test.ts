@@ -49,4 +49,19 @@ describe('generated CRDs', () => {
   it('refuses schema constructs a CRD cannot express', () => {
     expect(() => toStructural({ anyOf: [{ type: 'string' }, { type: 'integer' }] }, 'x')).toThrow(/anyOf/);
   });
+  it('describe every field, so `kubectl explain` is useful', () => {
+    const missing: string[] = [];
+    const walk = (node: Record<string, any>, at: string) => {
+      if (!node.description) missing.push(at);
+      for (const [k, v] of Object.entries(node.properties ?? {})) walk(v as Record<string, any>, `${at}.${k}`);
+      if (node.items?.properties) for (const [k, v] of Object.entries(node.items.properties)) walk(v as Record<string, any>, `${at}[].${k}`);
+      if (node.additionalProperties?.properties) for (const [k, v] of Object.entries(node.additionalProperties.properties)) walk(v as Record<string, any>, `${at}{}.${k}`);
+    };
+    for (const [name, text] of renderCrds()) {
+      const root = parse(text).spec.versions[0].schema.openAPIV3Schema.properties;
+      walk(root.spec, `${name} spec`);
+      walk(root.status, `${name} status`);
+    }
+    expect(missing).toEqual([]);
+  });
 });
