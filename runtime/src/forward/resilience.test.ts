@@ -153,10 +153,12 @@ describe('a forwarder process killed with SIGKILL', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  function run(configFile: string): Promise<ChildProcess> {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'runtime/src/test-support/forwarder-process.ts'), configFile], {
+  /** Runs `switchyard forward`, the command a forwarder Deployment runs, resolving once it consumes. */
+  function run(configFile: string, settingsFile: string): Promise<ChildProcess> {
+    const args = ['forward', '--config', configFile, '--settings', settingsFile, '--create-consumer', '--metrics-port', '0'];
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'runtime/src/cli/bin.ts'), ...args], {
       cwd: repoRoot,
-      env: { ...process.env, LOG_LEVEL: 'error' },
+      env: { ...process.env, LOG_LEVEL: 'info' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     children.push(child);
@@ -164,7 +166,7 @@ describe('a forwarder process killed with SIGKILL', () => {
     child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
     return new Promise((resolve, reject) => {
       child.stdout!.on('data', (d: Buffer) => {
-        if (d.toString().includes('ready')) resolve(child);
+        if (d.toString().includes('forwarder started')) resolve(child);
       });
       child.once('exit', (code) => reject(new Error(`forwarder process exited (${code}) before ready:\n${err}`)));
     });
@@ -175,9 +177,11 @@ describe('a forwarder process killed with SIGKILL', () => {
     const source = `src-${uid()}`;
     const integration = testIntegration(`kill-${uid()}`, { url: receiver.url, sources: [source], delivery: { concurrency: 2, timeout: '500ms', retrySchedule: ['200ms', '200ms'] } });
     const configFile = path.join(dir, 'forwarder.json');
-    await writeFile(configFile, JSON.stringify({ natsUrl: process.env.NATS_URL, streams: fx.streams, config: { integration, mapping: testMapping(), credentials: {} } }));
+    await writeFile(configFile, JSON.stringify({ integration, mapping: testMapping() }));
+    const settingsFile = path.join(dir, 'settings.json');
+    await writeFile(settingsFile, JSON.stringify({ nats: { servers: [process.env.NATS_URL] }, streams: fx.streams }));
 
-    const first = await run(configFile);
+    const first = await run(configFile, settingsFile);
     const messageIds = ids(20, 'k');
     await publishEvents(fx.nc, fx.streams, source, messageIds.map((id) => trackEvent(id)));
     await receiver.waitFor((r) => r.length >= 5);
@@ -187,7 +191,7 @@ describe('a forwarder process killed with SIGKILL', () => {
     const atKill = new Set(receiver.requests.map((r) => r.body.messageId));
     expect(atKill.size).toBeLessThan(20);
 
-    const second = await run(configFile);
+    const second = await run(configFile, settingsFile);
     // Unacked events come back after the ack wait (2 × 500 ms + 5 s).
     await eventually(async () => {
       const info = await consumerInfo(integration);
