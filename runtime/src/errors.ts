@@ -17,6 +17,8 @@ export const ErrorCodes = {
   PUBLISH_FAILED: 'SY_PUBLISH_FAILED',
   /** A YAML or JSON file could not be read or parsed. */
   BAD_FILE: 'SY_BAD_FILE',
+  /** A TCP port the process must listen on is taken. */
+  PORT_IN_USE: 'SY_PORT_IN_USE',
   /** A referenced object (Secret, Mapping, Source) does not exist. */
   MISSING_REFERENCE: 'SY_MISSING_REFERENCE',
   /** Two Sources given to the ingestion API share a write key (or one has none). */

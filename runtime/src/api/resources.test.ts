@@ -1,7 +1,18 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { loadResources, validateDocument } from './resources.js';
+
+const tempDirs: string[] = [];
+/** A temporary folder removed after the tests. */
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'sy-res-'));
+  tempDirs.push(dir);
+  return dir;
+}
+afterAll(async () => {
+  await Promise.all(tempDirs.map((d) => rm(d, { recursive: true, force: true })));
+});
 
 const source = {
   apiVersion: 'switchyard.io/v1alpha1',
@@ -50,7 +61,7 @@ describe('validateDocument', () => {
 
 describe('loadResources', () => {
   it('reads multi-document YAML from folders, reporting syntax errors and duplicates with their origin', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'sy-res-'));
+    const dir = await tempDir();
     await writeFile(
       path.join(dir, 'a.yaml'),
       `apiVersion: switchyard.io/v1alpha1\nkind: Source\nmetadata: {name: web}\nspec: {writeKey: {value: wk_test_123456}}\n---\napiVersion: switchyard.io/v1alpha1\nkind: Source\nmetadata: {name: web, namespace: default}\nspec: {writeKey: {value: wk_test_654321}}\n`,

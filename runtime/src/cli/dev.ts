@@ -1,3 +1,4 @@
+import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
@@ -11,6 +12,7 @@ import { startReceiver, type ReceivedRequest } from '../local/receiver.js';
 import { resolveLocal } from '../local/resolve.js';
 import { createRegistry } from '../metrics.js';
 import { ensureStreams } from '../nats/streams.js';
+import { ErrorCodes, SwitchyardError } from '../errors.js';
 import { loadProcessSettings, onShutdown } from './common.js';
 
 /** One line per delivery attempt, for the person running `dev`. */
@@ -23,6 +25,27 @@ export function formatDelivery(d: DeliveryRecord): string {
   if (d.reason) parts.push(`reason=${d.reason}`);
   if (d.error) parts.push(`error=${JSON.stringify(d.error)}`);
   return parts.join('  ');
+}
+
+/**
+ * Throws when a TCP port is taken on `host`, so `dev` fails before starting anything.
+ * @throws SwitchyardError PORT_IN_USE naming the port and the option that sets it.
+ */
+export async function assertPortsFree(host: string, ports: number[]): Promise<void> {
+  for (const port of ports) {
+    await new Promise<void>((resolve, reject) => {
+      const probe = createServer();
+      probe.once('error', (e: NodeJS.ErrnoException) =>
+        reject(
+          new SwitchyardError(
+            ErrorCodes.PORT_IN_USE,
+            `port ${port} on ${host} is ${e.code === 'EADDRINUSE' ? 'in use (another switchyard dev?)' : `not usable (${e.code ?? e.message})`}; choose another with --port or --receiver`,
+          ),
+        ),
+      );
+      probe.listen(port, host, () => probe.close(() => resolve()));
+    });
+  }
 }
 
 /** One line per request the dev receiver got: method, path, the headers that matter, body. */
@@ -75,7 +98,9 @@ export function registerDev(program: Command, out: (s: string) => void, err: (s:
       }
       const { plan } = resolved;
       const settings = await loadProcessSettings(opts.settings, opts.natsUrl);
-      const { nc, local } = await connectOrStartNats(settings.nats, logger, { storeDir: opts.natsStore });
+      // A taken port fails now, before anything is started.
+      await assertPortsFree(opts.host, [Number(opts.port), ...(opts.receiver ? [Number(opts.receiver)] : [])]);
+      const { nc, local } = await connectOrStartNats(settings.nats, (line) => out(`nats: ${line}`), { storeDir: opts.natsStore });
       // Whatever started is stopped again, in reverse order, on Ctrl-C or when starting fails.
       const stops: (() => Promise<unknown>)[] = [async () => local?.stop(), () => nc.drain()];
       const stopAll = async () => {
@@ -132,6 +157,7 @@ export function registerDev(program: Command, out: (s: string) => void, err: (s:
           const info = await jsm.consumers.info(settings.streams.events.name, f.consumer).catch(() => undefined);
           const waiting = info ? info.num_pending + info.num_ack_pending : 0;
           if (waiting > 0) out(`integration ${f.name}: ${waiting} event(s) not yet delivered stay stored${local?.storeDir ? ` in ${local.storeDir}` : ''}; they are delivered on the next run`);
+          else out(`integration ${f.name}: every accepted event delivered`);
         }
         await stopAll();
       });

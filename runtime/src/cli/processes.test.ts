@@ -1,7 +1,7 @@
 // `switchyard ingest` and `switchyard forward` as the processes a cluster runs: config files in,
 // events through, sources reloaded without a restart, SIGTERM drains and exits 0.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,6 +46,7 @@ describe('ingest and forward processes', () => {
   let fx: Awaited<ReturnType<typeof natsFixture>>;
   let receiver: TestReceiver;
   const children: ChildProcess[] = [];
+  const cleanupDirs: string[] = [];
 
   beforeAll(async () => {
     fx = await natsFixture();
@@ -55,10 +56,12 @@ describe('ingest and forward processes', () => {
     for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
     await receiver.close();
     await fx.cleanup();
+    await Promise.all(cleanupDirs.map((d) => rm(d, { recursive: true, force: true })));
   });
 
   it('deliver events end to end from config files, reload sources live and drain on SIGTERM', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'sy-proc-'));
+    cleanupDirs.push(dir);
     const settings = path.join(dir, 'settings.yaml');
     await writeFile(settings, JSON.stringify({ nats: { servers: [process.env.NATS_URL] }, streams: fx.streams }));
     const sources = path.join(dir, 'sources.json');
@@ -83,6 +86,7 @@ describe('ingest and forward processes', () => {
       }),
     );
     const credentials = await mkdtemp(path.join(os.tmpdir(), 'sy-cred-'));
+    cleanupDirs.push(credentials);
     await writeFile(path.join(credentials, 'authorization'), 'Bearer from-secret\n');
 
     const [ingestPort, metricsPort] = [await freePort(), await freePort()];

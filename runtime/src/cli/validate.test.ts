@@ -1,8 +1,19 @@
-import { cp, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { main } from './index.js';
+
+const tempDirs: string[] = [];
+/** A temporary folder removed after the tests. */
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'sy-validate-'));
+  tempDirs.push(dir);
+  return dir;
+}
+afterAll(async () => {
+  await Promise.all(tempDirs.map((d) => rm(d, { recursive: true, force: true })));
+});
 
 const examples = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../examples');
 
@@ -20,7 +31,7 @@ describe('switchyard validate', () => {
   });
 
   it('names file, object, field and rule of each problem and exits 1', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'sy-validate-'));
+    const dir = await tempDir();
     await cp(examples, dir, { recursive: true });
     const file = path.join(dir, 'integration.yaml');
     await writeFile(file, (await readFile(file, 'utf8')).replace('batchSize: 1', 'batchSize: 0').replace('name: webhook-ecommerce', 'name: missing-mapping'));
@@ -31,7 +42,7 @@ describe('switchyard validate', () => {
   });
 
   it('reports mapping rule errors with the path of the offending rule', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'sy-validate-'));
+    const dir = await tempDir();
     await writeFile(
       path.join(dir, 'm.yaml'),
       'apiVersion: switchyard.io/v1alpha1\nkind: Mapping\nmetadata: {name: m}\nspec:\n  default:\n    fields:\n      - {to: a, from: x, value: 1}\n',
@@ -42,7 +53,7 @@ describe('switchyard validate', () => {
   });
 
   it('does not require Secrets unless asked, since they usually live outside Git', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'sy-validate-'));
+    const dir = await tempDir();
     await cp(examples, dir, { recursive: true });
     await writeFile(path.join(dir, 'secret.yaml'), '');
     expect((await run('validate', '-f', dir)).code).toBe(0);
@@ -55,7 +66,7 @@ describe('switchyard validate', () => {
     expect((await run('validate')).code).toBe(2);
   });
   it('fails when the paths hold no resources, so a wrong path in CI cannot pass', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'sy-validate-'));
+    const dir = await tempDir();
     await writeFile(path.join(dir, 'notes.txt'), 'not yaml');
     const r = await run('validate', '-f', dir);
     expect(r.code).toBe(1);
@@ -63,7 +74,7 @@ describe('switchyard validate', () => {
   });
 
   it('says a reference points at a resource with errors, and explains path rules in words', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'sy-validate-'));
+    const dir = await tempDir();
     await cp(examples, dir, { recursive: true });
     const file = path.join(dir, 'mapping.yaml');
     await writeFile(file, (await readFile(file, 'utf8')).replace('from: properties.order_id', 'from: "properties.order_id["'));

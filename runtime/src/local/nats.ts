@@ -8,7 +8,6 @@ import { promisify } from 'node:util';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { connectNats, compareVersions } from '../nats/connection.js';
 import { ErrorCodes, SwitchyardError } from '../errors.js';
-import type { Logger } from '../logger.js';
 import { natsSettings, MIN_NATS_SERVER_VERSION, type NatsSettings } from '../settings.js';
 import { startNatsServer, type RunningNatsServer } from './nats-server.js';
 
@@ -38,7 +37,7 @@ async function binaryVersion(binary: string, args = ['--version']): Promise<stri
  * pinned one (scripts/test-binaries.sh, a minute or two, once).
  * @returns its path, or undefined when there is none.
  */
-export async function findNatsServerBinary(options: { minVersion?: string; build?: boolean; logger?: Logger } = {}): Promise<string | undefined> {
+export async function findNatsServerBinary(options: { minVersion?: string; build?: boolean; notice?: (line: string) => void } = {}): Promise<string | undefined> {
   const minVersion = options.minVersion ?? MIN_NATS_SERVER_VERSION;
   const script = path.join(repoRoot, 'scripts/test-binaries.sh');
   const candidates: string[] = [];
@@ -52,14 +51,15 @@ export async function findNatsServerBinary(options: { minVersion?: string; build
   for (const c of candidates) {
     const v = await binaryVersion(c);
     if (v && compareVersions(v, minVersion) >= 0) return c;
+    if (v) options.notice?.(`skipping ${c} ${v}: older than ${minVersion}`);
   }
   if (!options.build || !existsSync(script) || !(await binaryVersion('go', ['version']))) return undefined;
-  options.logger?.warn('building the pinned nats-server with Go (first run only; a minute or two)');
+  options.notice?.('building the pinned nats-server with Go (first run only; a minute or two)…');
   try {
     const { stdout } = await run(script, ['--path', 'nats-server'], { timeout: 15 * 60_000, maxBuffer: 16 << 20 });
     return stdout.trim().split('\n').pop();
   } catch (e) {
-    options.logger?.error({ err: e }, 'building nats-server failed');
+    options.notice?.(`building nats-server failed: ${(e as Error).message.split('\n')[0]}`);
     return undefined;
   }
 }
@@ -68,21 +68,21 @@ export async function findNatsServerBinary(options: { minVersion?: string; build
  * Connects to the configured NATS; when none answers or it is too old, starts a supported
  * nats-server with JetStream on a free port, storing in `storeDir` (kept, so events not yet
  * delivered wait for the next run; locked while in use) or, without one or when another run holds
- * it, in a temporary folder removed on stop.
+ * it, in a temporary folder removed on stop. `notice` gets one human-readable line per decision.
  * @throws SwitchyardError NATS_UNAVAILABLE with {@link HOW_TO_GET_NATS} when neither works.
  */
 export async function connectOrStartNats(
   settings: NatsSettings,
-  logger: Logger,
+  notice: (line: string) => void,
   options: { storeDir?: string } = {},
 ): Promise<{ nc: NatsConnection; settings: NatsSettings; local?: RunningNatsServer }> {
   try {
     return { nc: await connectNats(settings, { timeout: 3000 }), settings };
   } catch (e) {
     if (!(e instanceof SwitchyardError)) throw e;
-    logger.warn({ reason: e.message }, 'configured NATS is not usable; starting a local nats-server');
+    notice(`${e.message}; starting a local nats-server`);
   }
-  const binary = await findNatsServerBinary({ minVersion: settings.minServerVersion, build: true, logger });
+  const binary = await findNatsServerBinary({ minVersion: settings.minServerVersion, build: true, notice });
   if (!binary) throw new SwitchyardError(ErrorCodes.NATS_UNAVAILABLE, `no usable NATS.\n${HOW_TO_GET_NATS}`);
   let local: RunningNatsServer | undefined;
   if (options.storeDir) {
@@ -98,11 +98,12 @@ export async function connectOrStartNats(
         throw e;
       }
     } catch (e) {
-      logger.warn({ storeDir: options.storeDir, reason: (e as Error).message.split('\n')[0] }, 'store folder not usable (in use by another dev run?); using a temporary one');
+      notice(
+        `store ${options.storeDir} not usable (${(e as Error).message.split('\n')[0]}; another dev run?): using a temporary store, so events not delivered when this run stops are lost; pass --nats-store to keep them`,
+      );
     }
   }
   local ??= await startNatsServer({ binary });
-  logger.info({ url: local.url, binary, storeDir: local.storeDir }, 'started local nats-server with JetStream');
   try {
     const localSettings = natsSettings({ ...settings, servers: [local.url] });
     return { nc: await connectNats(localSettings), settings: localSettings, local };

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -33,7 +33,11 @@ describe('compareVersions', () => {
 
 describe('connectNats', () => {
   const servers: RunningNatsServer[] = [];
-  afterAll(async () => Promise.all(servers.map((s) => s.stop())));
+  const dirs: string[] = [];
+  afterAll(async () => {
+    await Promise.all(servers.map((s) => s.stop()));
+    await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+  });
   const start = async (args: string[]) => {
     const s = await startNatsServer({ args });
     servers.push(s);
@@ -67,6 +71,7 @@ describe('connectNats', () => {
 
   it('connects over mutual TLS with the configured CA and client certificate', async () => {
     const c = await makeCertificates();
+    dirs.push(c.dir);
     const tls = await start(['--tls', '--tlscert', c.serverCert, '--tlskey', c.serverKey, '--tlsverify', '--tlscacert', c.ca]);
     const nc = await connectNats(natsSettings({ servers: [tls.url], tls: { caFile: c.ca, certFile: c.clientCert, keyFile: c.clientKey } }));
     expect(nc.info?.tls_required).toBe(true);
