@@ -1,7 +1,7 @@
 // `npm run bench`: the whole pipeline on loopback, in separate processes as in a cluster:
 // nats-server (pinned build), `switchyard ingest`, `switchyard forward`, and this process as load
 // generator and webhook receiver (answers at once). Prints events/s end to end, ingest latency
-// p50/p99 per batch request, and peak RSS per process. Not part of the tests.
+// p50/p99 per batch request, and CPU seconds and peak RSS per process. Not part of the tests.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -24,6 +24,12 @@ const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bi
 function peakRssMb(pid: number): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -161,6 +167,12 @@ try {
     endToEndEventsPerSecond: Math.round(EVENTS / ((finished - started) / 1000)),
     ingestP50Ms: Number(percentile(latencies, 50).toFixed(2)),
     ingestP99Ms: Number(percentile(latencies, 99).toFixed(2)),
+    cpuSeconds: {
+      ingest: cpuSeconds(ingest.pid!),
+      forward: cpuSeconds(forward.pid!),
+      natsServer: cpuSeconds(nats.process.pid!),
+      loadGeneratorAndReceiver: Number(((process.cpuUsage().user + process.cpuUsage().system) / 1e6).toFixed(2)),
+    },
     peakRssMb: {
       ingest: Number(peakRssMb(ingest.pid!).toFixed(1)),
       forward: Number(peakRssMb(forward.pid!).toFixed(1)),
