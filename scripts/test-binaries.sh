@@ -10,6 +10,8 @@
 set -euo pipefail
 
 NATS_SERVER_VERSION=v2.15.2
+KUBERNETES_VERSION=v1.36.3
+ETCD_VERSION=v3.6.16
 
 CACHE_ROOT="${SWITCHYARD_BIN_CACHE:-$HOME/.cache/switchyard/bin}"
 
@@ -37,9 +39,69 @@ build_module() {
   echo "$dir/$name"
 }
 
+# wrapper_module DIR MODULE VERSION: a Go module requiring MODULE@VERSION, for modules whose own
+# go.mod has replace directives (so `go install module@version` refuses them).
+wrapper_module() {
+  local dir=$1 module=$2 version=$3
+  rm -rf "$dir"; mkdir -p "$dir"
+  printf 'module switchyard.local/testbinaries\n\ngo 1.26\n\nrequire %s %s\n' "$module" "$version" > "$dir/go.mod"
+}
+
+# build_kubernetes NAME: kube-apiserver or kube-controller-manager from k8s.io/kubernetes, whose
+# go.mod points its staging modules (k8s.io/api, client-go…) at local folders with v0.0.0; each
+# gets a replace line to its published v0.<minor>.<patch>. Version ldflags make /version right.
+build_kubernetes() {
+  local name=$1 version=$KUBERNETES_VERSION
+  local dir="$CACHE_ROOT/$name-$version"
+  if [[ -x "$dir/$name" ]]; then echo "$dir/$name"; return 0; fi
+  need_go
+  log "building $name $version from k8s.io/kubernetes (first run only; takes several minutes)"
+  local src="$CACHE_ROOT/.src/kubernetes-$version"
+  if [[ ! -f "$src/.ready" ]]; then
+    wrapper_module "$src" k8s.io/kubernetes "$version"
+    local gomod staging_version="v0.${version#v1.}"
+    gomod=$(cd "$src" && go mod download -json "k8s.io/kubernetes@$version" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+    [[ -f "$gomod" ]] || { log "cannot download k8s.io/kubernetes $version"; exit 1; }
+    {
+      printf '\nreplace (\n'
+      sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\1#p' "$gomod" | while read -r m; do
+        printf '\t%s => %s %s\n' "$m" "$m" "$staging_version"
+      done
+      printf ')\n'
+    } >> "$src/go.mod"
+    (cd "$src" && GOFLAGS=-mod=mod go mod download k8s.io/kubernetes >&2 && GOFLAGS=-mod=mod go get "k8s.io/kubernetes/cmd/kube-apiserver@$version" "k8s.io/kubernetes/cmd/kube-controller-manager@$version" >&2)
+    touch "$src/.ready"
+  fi
+  local minor=${version#v1.}; minor=${minor%%.*}
+  local pkg ldflags=""
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldflags+=" -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
+  local tmp; tmp=$(mktemp -d "$CACHE_ROOT/.build-$name-XXXXXX")
+  (cd "$src" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w$ldflags" -o "$tmp/$name" "k8s.io/kubernetes/cmd/$name" >&2)
+  rm -rf "$dir"; mv "$tmp" "$dir"
+  echo "$dir/$name"
+}
+
+# build_etcd: etcd from go.etcd.io/etcd/server/v3 (its go.mod has replace lines, hence the wrapper).
+build_etcd() {
+  local version=$ETCD_VERSION dir="$CACHE_ROOT/etcd-$ETCD_VERSION"
+  if [[ -x "$dir/etcd" ]]; then echo "$dir/etcd"; return 0; fi
+  need_go
+  log "building etcd $version from go.etcd.io/etcd/server/v3 (first run only)"
+  local src="$CACHE_ROOT/.src/etcd-$version"
+  wrapper_module "$src" go.etcd.io/etcd/server/v3 "$version"
+  local tmp; tmp=$(mktemp -d "$CACHE_ROOT/.build-etcd-XXXXXX")
+  (cd "$src" && GOFLAGS=-mod=mod go get "go.etcd.io/etcd/server/v3@$version" >&2 && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -o "$tmp/etcd" go.etcd.io/etcd/server/v3 >&2)
+  rm -rf "$dir"; mv "$tmp" "$dir"
+  echo "$dir/etcd"
+}
+
 build() {
   case "$1" in
     nats-server) build_module nats-server "$NATS_SERVER_VERSION" github.com/nats-io/nats-server/v2 ;;
+    kube-apiserver | kube-controller-manager) build_kubernetes "$1" ;;
+    etcd) build_etcd ;;
     *) log "unknown test binary: $1"; exit 2 ;;
   esac
 }
@@ -48,6 +110,8 @@ mkdir -p "$CACHE_ROOT"
 if [[ "${1:-}" == "--cached" ]]; then
   case "$2" in
     nats-server) p="$CACHE_ROOT/nats-server-$NATS_SERVER_VERSION/nats-server" ;;
+    kube-apiserver | kube-controller-manager) p="$CACHE_ROOT/$2-$KUBERNETES_VERSION/$2" ;;
+    etcd) p="$CACHE_ROOT/etcd-$ETCD_VERSION/etcd" ;;
     *) log "unknown test binary: $2"; exit 2 ;;
   esac
   [[ -x "$p" ]] || exit 1
