@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { EventType } from '../api/integration.js';
 
 /** A Segment call as stored in the events stream. Unknown top-level fields are kept. */
@@ -55,11 +55,23 @@ export function normaliseIp(ip: string | undefined): string | undefined {
 }
 
 /**
+ * The id part of a made-up messageId: SHA-256 of the call without `sentAt` (which changes on every
+ * resend) when it has a client time, else a random UUID.
+ */
+function madeUpId(event: Record<string, unknown>): string {
+  if (typeof event.timestamp !== 'string' && typeof event.originalTimestamp !== 'string') return randomUUID();
+  const { sentAt: _sentAt, ...content } = event;
+  return createHash('sha256').update(JSON.stringify(content)).digest('hex').slice(0, 32);
+}
+
+/**
  * Completes a valid call in place (Segment Spec "Timestamps" and "Common Fields"):
  *
  * - `userId`, `anonymousId`, `groupId`, `previousId` sent as numbers become strings; `null` ids are
  *   removed (they mean "not set").
- * - `messageId` is set to `sy-<uuid>` when absent.
+ * - `messageId`, when absent, is made up: from the call's content when it carries a client time
+ *   (`timestamp` or `originalTimestamp`), so a client resending it after a failure is stored once;
+ *   a random UUID otherwise, since identical calls without a time may be distinct events.
  * - `receivedAt` is the receive time.
  * - `context.ip` is the client address unless the call carries one.
  * - Clock skew: with a client time (`timestamp`, else `originalTimestamp`) and `sentAt`,
@@ -78,7 +90,7 @@ export function enrichEvent(event: Record<string, unknown>, type: EventType, fac
     if (typeof value === 'number') event[key] = String(value);
     else if (value === null || value === '') delete event[key];
   }
-  if (typeof event.messageId !== 'string' || event.messageId === '') event.messageId = `${GENERATED_MESSAGE_ID_PREFIX}${randomUUID()}`;
+  if (typeof event.messageId !== 'string' || event.messageId === '') event.messageId = `${GENERATED_MESSAGE_ID_PREFIX}${madeUpId(event)}`;
 
   const receivedAt = facts.receivedAt;
   event.receivedAt = new Date(receivedAt).toISOString();

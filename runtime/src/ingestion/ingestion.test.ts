@@ -274,6 +274,18 @@ describe('ingestion API', () => {
     expect(msg!.msgId).toBe(`shop/web/${msg!.event.messageId}`);
   });
 
+  it('derives a made-up messageId from a timed call, so its resend is stored once; untimed calls stay distinct', async () => {
+    const timed = { userId: 'u', event: 'Resent', timestamp: '2026-03-01T12:00:00.000Z' };
+    await post('/v1/track', { ...timed, sentAt: '2026-03-01T12:00:01.000Z' }, { key: WEB.writeKey });
+    await post('/v1/track', { ...timed, sentAt: '2026-03-01T12:00:09.000Z' }, { key: WEB.writeKey });
+    await post('/v1/track', { userId: 'u', event: 'Untimed' }, { key: WEB.writeKey });
+    await post('/v1/track', { userId: 'u', event: 'Untimed' }, { key: WEB.writeKey });
+    const events = (await stored()).map((m) => m.event);
+    expect(events.filter((e) => e.event === 'Resent')).toHaveLength(1);
+    expect(events.find((e) => e.event === 'Resent')!.messageId).toMatch(/^sy-[0-9a-f]{32}$/);
+    expect(events.filter((e) => e.event === 'Untimed')).toHaveLength(2);
+  });
+
   it('stores a resent batch once and answers it as accepted, per Source', async () => {
     const batch = Array.from({ length: 20 }, (_, i) => ({ type: 'track', event: 'E', userId: 'u', messageId: `dup-${i}` }));
     const first = await post('/v1/batch', { batch }, { key: WEB.writeKey });
