@@ -1,18 +1,9 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { useTempDirs } from '../test-support/temp.js';
 import { loadResources, validateDocument } from './resources.js';
 
-const tempDirs: string[] = [];
-/** A temporary folder removed after the tests. */
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'sy-res-'));
-  tempDirs.push(dir);
-  return dir;
-}
-afterAll(async () => {
-  await Promise.all(tempDirs.map((d) => rm(d, { recursive: true, force: true })));
-});
+const tempDir = useTempDirs('sy-res-');
 
 const source = {
   apiVersion: 'switchyard.io/v1alpha1',

@@ -1,11 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { freePort } from '../local/nats-server.js';
+import { useTempDirs } from '../test-support/temp.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '../../..');
@@ -19,14 +20,7 @@ interface DevRun {
 }
 
 const running: ChildProcess[] = [];
-const tempDirs: string[] = [];
-
-/** A temporary folder removed after the tests. */
-async function tempDir(prefix: string): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
-  tempDirs.push(dir);
-  return dir;
-}
+const tempDir = useTempDirs('sy-dev-');
 
 /** Runs `switchyard dev` (TypeScript sources through tsx) and follows its output. */
 function dev(args: string[], env: NodeJS.ProcessEnv = {}): DevRun {
@@ -68,7 +62,7 @@ function dev(args: string[], env: NodeJS.ProcessEnv = {}): DevRun {
 
 /** A copy of examples/ whose Integration delivers to 127.0.0.1:`port`. */
 async function examplesFor(port: number): Promise<string> {
-  const dir = await tempDir('sy-dev-');
+  const dir = await tempDir();
   await cp(path.join(repoRoot, 'examples'), dir, { recursive: true });
   const integration = path.join(dir, 'integration.yaml');
   await writeFile(integration, (await readFile(integration, 'utf8')).replaceAll('127.0.0.1:8788', `127.0.0.1:${port}`));
@@ -91,13 +85,10 @@ describe('switchyard dev', () => {
   afterEach(() => {
     for (const c of running.splice(0)) if (c.exitCode === null) c.kill('SIGTERM');
   });
-  afterAll(async () => {
-    await Promise.all(tempDirs.map((d) => rm(d, { recursive: true, force: true })));
-  });
 
   it('runs the example resources end to end: events posted to ingestion reach the webhook, mapped, and each delivery is shown', async () => {
     const [port, receiverPort, deadNatsPort] = [await freePort(), await freePort(), await freePort()];
-    const store = await tempDir('sy-dev-store-');
+    const store = await tempDir();
     // Nothing listens on deadNatsPort: dev must start a supported nats-server of its own.
     const run = dev(['-f', await examplesFor(receiverPort), '--port', String(port), '--receiver', String(receiverPort), '--nats-url', `nats://127.0.0.1:${deadNatsPort}`, '--nats-store', store]);
     await run.wait(new RegExp(`switchyard dev: ingestion on http://127\\.0\\.0\\.1:${port} \\(NATS .*started locally, store ${store}\\)`));
@@ -127,7 +118,7 @@ describe('switchyard dev', () => {
 
   it('keeps accepted but undelivered events in its store and delivers them on the next run', async () => {
     const [port, receiverPort, deadNatsPort] = [await freePort(), await freePort(), await freePort()];
-    const store = await tempDir('sy-dev-store-');
+    const store = await tempDir();
     const examples = await examplesFor(receiverPort);
     const args = ['-f', examples, '--port', String(port), '--nats-url', `nats://127.0.0.1:${deadNatsPort}`, '--nats-store', store];
 
@@ -152,7 +143,7 @@ describe('switchyard dev', () => {
     const taken = createServer().listen(0, '127.0.0.1');
     await new Promise((r) => taken.once('listening', r));
     const port = (taken.address() as { port: number }).port;
-    const store = await tempDir('sy-dev-store-');
+    const store = await tempDir();
     const args = ['-f', path.join(repoRoot, 'examples'), '--nats-url', `nats://127.0.0.1:${await freePort()}`, '--nats-store', store];
     const run = dev([...args, '--port', String(port)]);
     expect(await run.exit()).toBe(1);
@@ -174,7 +165,7 @@ describe('switchyard dev', () => {
   }, 30_000);
 
   it('exits with a message saying how to get NATS when none is usable and no supported nats-server can be had', async () => {
-    const emptyCache = await tempDir('sy-nobin-');
+    const emptyCache = await tempDir();
     // No pinned build in the cache, no Go to build one, and a PATH whose only nats-server (if any) is Debian's too-old one.
     const run = dev(['-f', path.join(repoRoot, 'examples'), '--nats-url', `nats://127.0.0.1:${await freePort()}`], {
       SWITCHYARD_BIN_CACHE: emptyCache,
