@@ -6,21 +6,12 @@ import { silentLogger } from '../logger.js';
 import { consumerName, deadLetterSubject } from '../nats/subjects.js';
 import { publishEvents, readDeadLetters, testIntegration, testMapping, trackEvent, uid } from '../test-support/forwarder-fixtures.js';
 import { eventually, startTestReceiver, type Responder, type TestReceiver } from '../test-support/http-receiver.js';
-import { natsFixture } from '../test-support/nats.js';
+import { useNatsFixture } from '../test-support/nats.js';
 import { USER_AGENT } from '../destinations/index.js';
 import { ensureIntegrationConsumer } from './consumer.js';
 import { MAX_RETRY_AFTER_MS, retryDelayMs, startForwarder, type DeliveryRecord, type Forwarder } from './forwarder.js';
 
-let fx: Awaited<ReturnType<typeof natsFixture>>;
-const cleanups: (() => Promise<unknown>)[] = [];
-
-beforeAll(async () => {
-  fx = await natsFixture();
-});
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
-afterAll(async () => fx.cleanup());
+const { fx, cleanups } = useNatsFixture();
 
 async function metric(registry: Registry, name: string, labels: Record<string, string>, sample = name): Promise<number> {
   const m = registry.getSingleMetric(name);

@@ -9,22 +9,14 @@ import { silentLogger } from '../logger.js';
 import { consumerName, maxDeliveriesAdvisorySubject } from '../nats/subjects.js';
 import { publishEvents, readDeadLetters, testIntegration, testMapping, trackEvent, uid } from '../test-support/forwarder-fixtures.js';
 import { eventually, startTestReceiver, type TestReceiver } from '../test-support/http-receiver.js';
-import { natsFixture } from '../test-support/nats.js';
+import { useNatsFixture } from '../test-support/nats.js';
 import { ensureIntegrationConsumer } from './consumer.js';
 import { startForwarder, type Forwarder } from './forwarder.js';
 import type { Integration } from '../api/index.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
-let fx: Awaited<ReturnType<typeof natsFixture>>;
-const cleanups: (() => Promise<unknown>)[] = [];
-beforeAll(async () => {
-  fx = await natsFixture();
-});
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
-afterAll(async () => fx.cleanup());
+const { fx, cleanups } = useNatsFixture();
 
 const ids = (n: number, prefix: string) => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
 const consumerInfo = (integration: Integration) => fx.jsm.consumers.info(fx.streams.events.name, consumerName('default', integration.metadata.name));

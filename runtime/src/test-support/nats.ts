@@ -51,3 +51,23 @@ export async function natsFixture(overrides: Parameters<typeof isolatedStreamSet
     },
   };
 }
+
+/** What {@link natsFixture} resolves to. */
+export type NatsFixture = Awaited<ReturnType<typeof natsFixture>>;
+
+/**
+ * Registers the hooks of a test file sharing one {@link natsFixture}: created before all tests,
+ * cleaned up after them; `cleanups` run (last first) after each test. `fx` is filled in `beforeAll`.
+ */
+export function useNatsFixture(): { fx: NatsFixture; cleanups: (() => Promise<unknown>)[] } {
+  const fx = {} as NatsFixture;
+  const cleanups: (() => Promise<unknown>)[] = [];
+  beforeAll(async () => {
+    Object.assign(fx, await natsFixture());
+  });
+  afterEach(async () => {
+    while (cleanups.length) await cleanups.pop()!();
+  });
+  afterAll(async () => fx.cleanup?.());
+  return { fx, cleanups };
+}
