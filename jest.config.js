@@ -12,7 +12,12 @@ export default {
   roots: ['runtime/src', 'operator/src', 'client/src'].filter((dir) => existsSync(new URL(dir, import.meta.url))).map((dir) => `<rootDir>/${dir}`),
   testMatch: ['**/*.test.ts'],
   extensionsToTreatAsEsm: ['.ts'],
-  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  moduleNameMapper: {
+    '^(\\.{1,2}/.*)\\.js$': '$1',
+    // Workspaces import each other's sources in tests, so no build is needed first.
+    '^@switchyard/runtime$': '<rootDir>/runtime/src/index.ts',
+    '^@switchyard/runtime/api$': '<rootDir>/runtime/src/api/index.ts',
+  },
   transform: {
     '^.+\\.ts$': ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'es6' } }],
   },

@@ -26,6 +26,11 @@ export function Duration(options: SchemaOptions = {}) {
   return Type.String({ pattern: DURATION_PATTERN, maxLength: 16, ...options });
 }
 
+/** A Kubernetes resource quantity such as `100m`, `0.5`, `128Mi`, `1G` (https://kubernetes.io/docs/reference/kubernetes-api/common-definitions/quantity/). */
+export function Quantity(options: SchemaOptions = {}) {
+  return Type.String({ pattern: '^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$', maxLength: 32, ...options });
+}
+
 /** Kubernetes object name (DNS-1123 subdomain, RFC 1123). */
 export const NAME_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
 
@@ -74,7 +79,7 @@ export const Condition = Type.Object(
 );
 
 /** The `status` every Switchyard resource carries. */
-export function CommonStatus(extra: Record<string, TSchema> = {}) {
+export function CommonStatus<E extends Record<string, TSchema> = {}>(extra: E = {} as E) {
   return Type.Object(
     {
       observedGeneration: Type.Optional(Type.Integer({ description: 'metadata.generation the status was computed for.', minimum: 0 })),

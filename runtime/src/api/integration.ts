@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { API_VERSION, CommonStatus, Duration, LocalObjectReference, ObjectMeta, StringEnum } from './common.js';
+import { API_VERSION, CommonStatus, Duration, LocalObjectReference, ObjectMeta, Quantity, StringEnum } from './common.js';
 
 /** Segment spec call types (https://segment.com/docs/connections/spec/). */
 export const EVENT_TYPES = ['track', 'page', 'screen', 'identify', 'group', 'alias'] as const;
@@ -29,6 +29,8 @@ export const WebhookSettings = Type.Object(
   },
 );
 export type WebhookSettings = Static<typeof WebhookSettings>;
+
+const RESOURCE_NAMES_RULE = [{ rule: "self.all(k, k in ['cpu', 'memory', 'ephemeral-storage'])", message: 'resource names are cpu, memory and ephemeral-storage' }];
 
 export const IntegrationSpec = Type.Object(
   {
@@ -93,7 +95,28 @@ export const IntegrationSpec = Type.Object(
       },
       { description: 'How events are delivered.', default: {}, additionalProperties: false },
     ),
-    paused: Type.Boolean({ description: 'Stop delivering; events wait in the stream (the consumer is kept).', default: false }),
+    forwarder: Type.Object(
+      {
+        replicas: Type.Integer({
+          description: 'Forwarder pods. Each pulls from the one shared consumer, so replicas share the load; delivery.concurrency applies per replica.',
+          default: 1,
+          minimum: 1,
+          maximum: 64,
+        }),
+        resources: Type.Optional(Type.Object(
+          {
+            requests: Type.Optional(Type.Record(Type.String({ pattern: '^(cpu|memory|ephemeral-storage)$' }), Quantity(), { description: 'Resources reserved per pod, e.g. {cpu: 100m, memory: 128Mi}.', 'x-kubernetes-validations': RESOURCE_NAMES_RULE })),
+            limits: Type.Optional(Type.Record(Type.String({ pattern: '^(cpu|memory|ephemeral-storage)$' }), Quantity(), { description: 'Most resources a pod may use, e.g. {memory: 512Mi}.', 'x-kubernetes-validations': RESOURCE_NAMES_RULE })),
+          },
+          {
+            description: "Compute resources of each forwarder pod (https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/). Default: the operator's forwarder.resources setting.",
+            additionalProperties: false,
+          },
+        )),
+      },
+      { description: 'The forwarder Deployment the operator runs for this Integration.', default: {}, additionalProperties: false },
+    ),
+    paused: Type.Boolean({ description: 'Stop delivering: the forwarder is scaled to zero and events wait in the stream (the consumer is kept).', default: false }),
   },
   { description: 'One destination fed by one or more Sources.', additionalProperties: false },
 );

@@ -32,6 +32,7 @@ export function testIntegration(
       destination: { type: 'webhook', webhook: { url: options.url, method: options.method ?? 'POST', headers: options.headers ?? {} } },
       events: { types: ['track', 'page', 'screen', 'identify', 'group', 'alias'], ...options.events },
       delivery: { batchSize: 1, concurrency: 4, timeout: '2s', retrySchedule: ['200ms', '200ms'], ...options.delivery },
+      forwarder: { replicas: 1 },
       paused: options.paused ?? false,
     },
   };

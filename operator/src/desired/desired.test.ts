@@ -1,0 +1,140 @@
+import { normalizeIntegration } from '@switchyard/runtime';
+import type { Integration, Mapping, Source } from '@switchyard/runtime/api';
+import { Annotations, mergeConditions, readyCondition } from '../conditions.js';
+import { deploymentCondition } from '../reconcile/integration.js';
+import { parseOperatorSettings } from '../settings.js';
+import { configChecksum, desiredConfigMap, desiredDeployment, forwarderConfig, labelValue } from './integration.js';
+import { desiredSourcesSecret, resolveSources } from './source.js';
+
+const settings = parseOperatorSettings({ nats: { servers: ['nats://nats.switchyard:4222'], user: 'u', pass: 'secret' } }, {});
+
+function integration(spec: Partial<Integration['spec']> = {}): Integration {
+  return normalizeIntegration({
+    apiVersion: 'switchyard.io/v1alpha1',
+    kind: 'Integration',
+    metadata: { name: 'shop-webhook', namespace: 'shop', uid: 'uid-1', generation: 3 },
+    spec: { sourceRefs: [{ name: 'web' }], mappingRef: { name: 'm' }, destination: { type: 'webhook', webhook: { url: 'https://example.com/hook' } }, ...spec } as Integration['spec'],
+  } as Integration);
+}
+const mapping: Mapping = { apiVersion: 'switchyard.io/v1alpha1', kind: 'Mapping', metadata: { name: 'm', namespace: 'shop', generation: 1 }, spec: { default: { fields: [{ to: 'event', from: '$name' }] } } };
+
+describe('forwarder ConfigMap and Deployment', () => {
+  test('the ConfigMap holds identity and spec only, and NATS settings without secrets', () => {
+    const cm = desiredConfigMap(integration(), mapping, settings);
+    expect(cm.metadata?.name).toBe('shop-webhook-forwarder');
+    expect(cm.metadata?.ownerReferences).toEqual([{ apiVersion: 'switchyard.io/v1alpha1', kind: 'Integration', name: 'shop-webhook', uid: 'uid-1', controller: true, blockOwnerDeletion: true }]);
+    const config = JSON.parse(cm.data!['forwarder.yaml']!);
+    expect(config.integration.metadata).toEqual({ name: 'shop-webhook', namespace: 'shop', uid: 'uid-1' });
+    expect(config.integration.status).toBeUndefined();
+    const runtime = JSON.parse(cm.data!['settings.yaml']!);
+    expect(runtime.nats.servers).toEqual(['nats://nats.switchyard:4222']);
+    expect(JSON.stringify(runtime)).not.toContain('secret');
+  });
+
+  test('the Deployment runs an explicit command with the mounted config and credentials', () => {
+    const d = desiredDeployment(integration({ credentialsSecretRef: { name: 'creds' } }), settings, 'abc');
+    const pod = d.spec!.template.spec!;
+    const c = pod.containers[0]!;
+    expect(c.command).toEqual(['node', '/app/runtime/bin/switchyard.js']);
+    expect(c.args).toEqual(['forward', '--config', '/etc/switchyard/config/forwarder.yaml', '--settings', '/etc/switchyard/config/settings.yaml', '--credentials-dir', '/etc/switchyard/credentials', '--metrics-port', '9090']);
+    expect(pod.volumes).toEqual([
+      { name: 'config', configMap: { name: 'shop-webhook-forwarder' } },
+      { name: 'credentials', secret: { secretName: 'creds' } },
+    ]);
+    expect(d.spec!.template.metadata!.annotations![Annotations.configChecksum]).toBe('abc');
+    expect(c.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
+    expect(c.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(c.resources).toEqual({ requests: { cpu: '50m', memory: '96Mi' }, limits: { memory: '512Mi' } });
+    expect(d.spec!.replicas).toBe(1);
+  });
+
+  test('pause scales to zero; spec.forwarder sets replicas and resources', () => {
+    expect(desiredDeployment(integration({ paused: true }), settings, 'x').spec!.replicas).toBe(0);
+    const d = desiredDeployment(integration({ forwarder: { replicas: 3, resources: { limits: { memory: '1Gi' } } } }), settings, 'x');
+    expect(d.spec!.replicas).toBe(3);
+    expect(d.spec!.template.spec!.containers[0]!.resources).toEqual({ limits: { memory: '1Gi' } });
+  });
+
+  test('the checksum changes with the config or the Secret, not with key order', () => {
+    const a = configChecksum({ x: '1', y: '2' }, { token: 'a' });
+    expect(configChecksum({ y: '2', x: '1' }, { token: 'a' })).toBe(a);
+    expect(configChecksum({ x: '1', y: '2' }, { token: 'b' })).not.toBe(a);
+    expect(configChecksum({ x: '1', y: '3' }, { token: 'a' })).not.toBe(a);
+    expect(configChecksum({ x: '1', y: '2' }, undefined)).not.toBe(a);
+  });
+
+  test('a status change does not change the rendered config', () => {
+    const withStatus = { ...integration(), status: { observedGeneration: 3, backlog: 10 } } as Integration;
+    expect(forwarderConfig(withStatus, mapping)).toEqual(forwarderConfig(integration(), mapping));
+  });
+
+  test('label values stay within 63 characters and distinct', () => {
+    const long = 'a'.repeat(100);
+    expect(labelValue(long)).toHaveLength(63);
+    expect(labelValue(long)).not.toBe(labelValue(`${'a'.repeat(99)}b`));
+    expect(labelValue('short')).toBe('short');
+  });
+});
+
+describe('DeploymentAvailable', () => {
+  const dep = (status: object, replicas = 1, generation = 2) => ({ metadata: { generation }, spec: { replicas, selector: {}, template: {} }, status });
+  test.each([
+    ['no Deployment', undefined, false, 'False', 'RolloutInProgress'],
+    ['not observed yet', dep({ observedGeneration: 1 }), false, 'False', 'RolloutInProgress'],
+    ['pods not available', dep({ observedGeneration: 2, replicas: 1, updatedReplicas: 1, availableReplicas: 0 }), false, 'False', 'RolloutInProgress'],
+    ['old pods left', dep({ observedGeneration: 2, replicas: 2, updatedReplicas: 1, availableReplicas: 1 }), false, 'False', 'RolloutInProgress'],
+    ['stuck', dep({ observedGeneration: 2, conditions: [{ type: 'Progressing', status: 'False', reason: 'ProgressDeadlineExceeded', message: 'too slow' }] }), false, 'False', 'ProgressDeadlineExceeded'],
+    ['available', dep({ observedGeneration: 2, replicas: 1, updatedReplicas: 1, availableReplicas: 1 }), false, 'True', 'Available'],
+    ['paused and scaled down', dep({ observedGeneration: 2 }, 0), true, 'True', 'Paused'],
+    ['paused, pods left', dep({ observedGeneration: 2, replicas: 1 }, 0), true, 'False', 'RolloutInProgress'],
+  ])('%s', (_what, live, paused, status, reason) => {
+    expect(deploymentCondition(live as never, paused)).toMatchObject({ status, reason });
+  });
+});
+
+describe('conditions', () => {
+  test('lastTransitionTime moves only when the status changes', () => {
+    const first = mergeConditions(undefined, [{ type: 'Ready', status: 'False', reason: 'A', message: 'a' }], 1, Date.parse('2026-01-01T00:00:00.500Z'));
+    expect(first[0]).toEqual({ type: 'Ready', status: 'False', reason: 'A', message: 'a', observedGeneration: 1, lastTransitionTime: '2026-01-01T00:00:00Z' });
+    const same = mergeConditions(first, [{ type: 'Ready', status: 'False', reason: 'B', message: 'b' }], 2, Date.parse('2026-01-02T00:00:00Z'));
+    expect(same[0]!.lastTransitionTime).toBe('2026-01-01T00:00:00Z');
+    const flipped = mergeConditions(same, [{ type: 'Ready', status: 'True', reason: 'Ready', message: 'ok' }], 2, Date.parse('2026-01-03T00:00:00Z'));
+    expect(flipped[0]!.lastTransitionTime).toBe('2026-01-03T00:00:00Z');
+  });
+
+  test('Ready rolls up the first failing part', () => {
+    expect(readyCondition([{ type: 'A', status: 'True', reason: 'ok', message: '' }])).toMatchObject({ status: 'True', reason: 'Ready' });
+    expect(readyCondition([{ type: 'A', status: 'True', reason: 'ok', message: '' }, { type: 'B', status: 'False', reason: 'Broken', message: 'why' }])).toEqual({ type: 'Ready', status: 'False', reason: 'Broken', message: 'B: why' });
+  });
+});
+
+describe('sources', () => {
+  const source = (name: string, ref: { name: string; key: string } | undefined, created: string, namespace = 'shop'): Source =>
+    ({
+      apiVersion: 'switchyard.io/v1alpha1',
+      kind: 'Source',
+      metadata: { name, namespace, creationTimestamp: created },
+      spec: { writeKey: ref ? { secretKeyRef: ref } : { value: 'inline-key-1' }, allowedOrigins: ['https://shop.example'], limits: { maxEventBytes: 32768, maxBatchBytes: 512000, eventsPerSecond: 10, burst: 20 } },
+    }) as unknown as Source;
+  const secrets: Record<string, Record<string, string>> = { 'shop/keys': { web: 'wk-web', dup: 'wk-web', empty: '' } };
+  const lookup = (ns: string, name: string) => secrets[`${ns}/${name}`];
+
+  test('write keys resolve from Secrets; missing, empty, inline and duplicate keys are refused with a reason', () => {
+    const resolved = resolveSources(
+      [
+        source('late-dup', { name: 'keys', key: 'dup' }, '2026-01-02T00:00:00Z'),
+        source('web', { name: 'keys', key: 'web' }, '2026-01-01T00:00:00Z'),
+        source('no-secret', { name: 'nope', key: 'web' }, '2026-01-01T00:00:00Z'),
+        source('no-key', { name: 'keys', key: 'empty' }, '2026-01-01T00:00:00Z'),
+        source('inline', undefined, '2026-01-01T00:00:00Z'),
+      ],
+      lookup,
+    );
+    const byName = Object.fromEntries(resolved.map((r) => [r.source.metadata.name, r.condition.reason]));
+    expect(byName).toEqual({ web: 'Resolved', 'late-dup': 'WriteKeyConflict', 'no-secret': 'SecretNotFound', 'no-key': 'SecretKeyNotFound', inline: 'InlineWriteKey' });
+    const secret = desiredSourcesSecret(resolved, 'switchyard-system', 'switchyard-sources');
+    const file = JSON.parse(secret.stringData!['sources.yaml']!);
+    expect(file).toEqual({ sources: [{ namespace: 'shop', name: 'web', writeKey: 'wk-web', allowedOrigins: ['https://shop.example'], limits: { maxEventBytes: 32768, maxBatchBytes: 512000, eventsPerSecond: 10, burst: 20 } }] });
+  });
+});

@@ -1,0 +1,112 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { readFile } from 'node:fs/promises';
+import { parse } from 'yaml';
+import { RUNTIME_VERSION, natsSettings, streamSettings, parseSettings, ErrorCodes, SwitchyardError, type NatsSettings, type NatsSettingsInput, type StreamSettings } from '@switchyard/runtime';
+import { Duration, NAME_PATTERN, Quantity } from '@switchyard/runtime/api';
+
+const ResourceList = Type.Record(Type.String({ pattern: '^(cpu|memory|ephemeral-storage)$' }), Quantity());
+
+/** Operator settings: defaults → JSON Schema → ajv → frozen object (see {@link parseOperatorSettings}). */
+export const OperatorSettings = Type.Object(
+  {
+    namespaces: Type.Array(Type.String({ pattern: NAME_PATTERN }), {
+      description: 'Namespaces whose Sources, Integrations and Mappings are reconciled. Default: [] (every namespace).',
+      default: [],
+    }),
+    workers: Type.Integer({ description: 'Reconciles running at once (never two for one resource). Default: 4.', default: 4, minimum: 1, maximum: 64 }),
+    resyncPeriod: Duration({ description: 'Every resource is reconciled again this often, repairing drift no watch reports (e.g. a JetStream consumer deleted by hand). Default: 5m.', default: '5m' }),
+    backlogInterval: Duration({ description: "How often each Integration's status.backlog is refreshed from its consumer. Default: 30s.", default: '30s' }),
+    retry: Type.Object(
+      {
+        baseDelay: Duration({ description: 'Delay before the first retry of a failed reconcile; doubles per failure. Default: 500ms.', default: '500ms' }),
+        maxDelay: Duration({ description: 'Longest delay between retries of a failed reconcile. Default: 2m.', default: '2m' }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    leaderElection: Type.Object(
+      {
+        enabled: Type.Boolean({ description: 'Act only while holding the Lease, so two replicas never both act. Default: true.', default: true }),
+        namespace: Type.Optional(Type.String({ pattern: NAME_PATTERN, description: 'Namespace of the Lease. Default: POD_NAMESPACE, else the ingestion namespace.' })),
+        leaseName: Type.String({ pattern: NAME_PATTERN, description: 'Name of the coordination.k8s.io Lease. Default: switchyard-operator.', default: 'switchyard-operator' }),
+        leaseDuration: Duration({ description: 'How long a Lease stays valid without renewal; a standby takes over after it. Default: 15s.', default: '15s' }),
+        renewDeadline: Duration({ description: 'The leader gives up (and stops acting) when it cannot renew within this. Default: 10s.', default: '10s' }),
+        retryPeriod: Duration({ description: 'How often the Lease is renewed or its acquisition tried. Default: 2s.', default: '2s' }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    forwarder: Type.Object(
+      {
+        image: Type.String({ description: `Runtime image of forwarder pods. Default: ghcr.io/switchyard/runtime:${RUNTIME_VERSION}.`, default: `ghcr.io/switchyard/runtime:${RUNTIME_VERSION}`, minLength: 1 }),
+        imagePullPolicy: Type.Unsafe<'Always' | 'IfNotPresent' | 'Never'>({ type: 'string', enum: ['Always', 'IfNotPresent', 'Never'], default: 'IfNotPresent', description: 'Default: IfNotPresent.' }),
+        imagePullSecrets: Type.Array(Type.String({ pattern: NAME_PATTERN }), { description: 'Pull Secrets (in each Integration namespace). Default: [].', default: [] }),
+        command: Type.Array(Type.String({ minLength: 1 }), {
+          description: "The runtime CLI inside the image; the operator appends `forward …` arguments, so what runs never depends on the image's entrypoint. Default: [node, /app/runtime/bin/switchyard.js].",
+          default: ['node', '/app/runtime/bin/switchyard.js'],
+          minItems: 1,
+        }),
+        metricsPort: Type.Integer({ description: 'Container port of /healthz, /readyz and /metrics. Default: 9090.', default: 9090, minimum: 1, maximum: 65535 }),
+        serviceAccountName: Type.Optional(Type.String({ pattern: NAME_PATTERN, description: 'ServiceAccount of forwarder pods (no API token is mounted). Default: the namespace default.' })),
+        resources: Type.Object(
+          { requests: Type.Optional(ResourceList), limits: Type.Optional(ResourceList) },
+          {
+            description: 'Resources of a forwarder pod unless the Integration sets spec.forwarder.resources. Default: requests {cpu: 50m, memory: 96Mi}, limits {memory: 512Mi}.',
+            default: { requests: { cpu: '50m', memory: '96Mi' }, limits: { memory: '512Mi' } },
+            additionalProperties: false,
+          },
+        ),
+        podLabels: Type.Record(Type.String(), Type.String(), { description: 'Extra labels on forwarder pods (e.g. for NetworkPolicies). Default: {}.', default: {} }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    ingestion: Type.Object(
+      {
+        namespace: Type.String({ pattern: NAME_PATTERN, description: 'Namespace of the ingestion Deployment. Default: switchyard-system.', default: 'switchyard-system' }),
+        sourcesSecret: Type.String({
+          pattern: NAME_PATTERN,
+          description: 'Secret the operator writes with every Source\'s resolved write key (key `sources.yaml`); the ingestion mounts it and reloads it without a restart. Default: switchyard-sources.',
+          default: 'switchyard-sources',
+        }),
+      },
+      { default: {}, additionalProperties: false },
+    ),
+    nats: Type.Optional(Type.Unknown({ description: 'NATS connection of the operator and of the forwarders it runs (see the runtime settings). `NATS_URL` fills `servers`.' })),
+    streams: Type.Optional(Type.Unknown({ description: 'Stream names and limits (see the runtime settings).' })),
+    metricsPort: Type.Integer({ description: 'Port of the operator\'s /metrics, /healthz and /readyz (0: none). Default: 8080.', default: 8080, minimum: 0, maximum: 65535 }),
+  },
+  { additionalProperties: false },
+);
+
+/** Parsed operator settings; `nats` and `streams` are the runtime's own. */
+export type OperatorSettings = Omit<Static<typeof OperatorSettings>, 'nats' | 'streams'> & {
+  nats: Readonly<NatsSettings>;
+  streams: Readonly<StreamSettings>;
+};
+
+/**
+ * Applies defaults and validates operator settings; `nats`/`streams` go through the runtime's
+ * own settings schema (`NATS_URL` from `env` fills `nats.servers`).
+ * @throws SwitchyardError INVALID_SETTINGS naming the failing field.
+ */
+export function parseOperatorSettings(input: unknown = {}, env: NodeJS.ProcessEnv = process.env): Readonly<OperatorSettings> {
+  const raw = (input ?? {}) as { nats?: unknown; streams?: unknown };
+  const { nats: _nats, streams: _streams, ...rest } = raw;
+  const base = parseSettings<Static<typeof OperatorSettings>>(OperatorSettings, rest, 'operator settings');
+  const streams = streamSettings(raw.streams ?? {});
+  const nats = natsSettings((raw.nats ?? {}) as NatsSettingsInput, env);
+  return Object.freeze({ ...base, nats, streams }) as Readonly<OperatorSettings>;
+}
+
+/**
+ * Reads operator settings from a YAML or JSON file (none: every default).
+ * @throws SwitchyardError BAD_FILE or INVALID_SETTINGS.
+ */
+export async function loadOperatorSettings(file: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<Readonly<OperatorSettings>> {
+  if (!file) return parseOperatorSettings({}, env);
+  let raw: unknown;
+  try {
+    raw = parse(await readFile(file, 'utf8'));
+  } catch (cause) {
+    throw new SwitchyardError(ErrorCodes.BAD_FILE, `cannot read operator settings ${file}: ${(cause as Error).message}`, { cause });
+  }
+  return parseOperatorSettings(raw, env);
+}
