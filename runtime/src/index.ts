@@ -11,7 +11,15 @@ export { ensureStreams, desiredStreams } from './nats/streams.js';
 export { BatchPublisher, type OutgoingMessage, type PublishOutcome } from './nats/publisher.js';
 export * as subjects from './nats/subjects.js';
 export { createIngestionApp, startIngestion, type IngestionSource, type IngestionOptions } from './ingestion/index.js';
-export { startForwarder, ensureIntegrationConsumer, type Forwarder, type ForwarderConfig } from './forward/index.js';
+export {
+  startForwarder,
+  ensureIntegrationConsumer,
+  integrationConsumerInfo,
+  consumerBacklog,
+  type IntegrationConsumerResult,
+  type Forwarder,
+  type ForwarderConfig,
+} from './forward/index.js';
 export { compileMapping } from './mapping/index.js';
 export { createLogger, type Logger } from './logger.js';
 export { createRegistry } from './metrics.js';

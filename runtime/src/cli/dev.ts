@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { pino } from 'pino';
 import { formatResourceProblems, loadResources } from '../api/index.js';
-import { ensureIntegrationConsumer, startForwarder, type DeliveryRecord, type Forwarder } from '../forward/index.js';
+import { consumerBacklog, ensureIntegrationConsumer, startForwarder, type DeliveryRecord, type Forwarder } from '../forward/index.js';
 import { startIngestion } from '../ingestion/index.js';
 import { connectOrStartNats } from '../local/nats.js';
 import { startReceiver, type ReceivedRequest } from '../local/receiver.js';
@@ -122,7 +122,7 @@ export function registerDev(program: Command, out: (s: string) => void, err: (s:
             out(`integration ${namespace}/${name}: paused, events wait in the stream`);
             continue;
           }
-          const info = await ensureIntegrationConsumer(jsm, settings.streams, config.integration);
+          const { info } = await ensureIntegrationConsumer(jsm, settings.streams, config.integration);
           const forwarder = await startForwarder({ nc, streams: settings.streams, config, logger, registry, onDelivery: (d) => out(formatDelivery(d)) });
           forwarders.push({ name: `${namespace}/${name}`, consumer: info.name, forwarder });
         }
@@ -155,7 +155,7 @@ export function registerDev(program: Command, out: (s: string) => void, err: (s:
         await stopForwarders();
         for (const f of forwarders) {
           const info = await jsm.consumers.info(settings.streams.events.name, f.consumer).catch(() => undefined);
-          const waiting = info ? info.num_pending + info.num_ack_pending : 0;
+          const waiting = info ? consumerBacklog(info) : 0;
           if (waiting > 0) out(`integration ${f.name}: ${waiting} event(s) not yet delivered stay stored${local?.storeDir ? ` in ${local.storeDir}` : ''}; they are delivered on the next run`);
           else out(`integration ${f.name}: every accepted event delivered`);
         }

@@ -10,7 +10,7 @@ import { createLogger, type Logger } from '../logger.js';
 import { compileMapping, type CompiledMapping, type SegmentEvent } from '../mapping/index.js';
 import { consumerName, parseEventSubject } from '../nats/subjects.js';
 import type { StreamSettings } from '../settings.js';
-import { normalizeIntegration } from './consumer.js';
+import { consumerBacklog, normalizeIntegration } from './consumer.js';
 import { DeadLetterPublisher, type DeadLetter, type DeadLetterReason } from './dead-letter.js';
 import { forwarderMetrics, type DeliveryOutcomeLabel, type ForwarderMetrics } from './metrics.js';
 
@@ -524,7 +524,7 @@ class ForwarderImpl implements Forwarder {
   private async refreshPending(): Promise<void> {
     try {
       const info = await this.jsm.consumers.info(this.streams.events.name, this.consumer);
-      const pending = info.num_pending + info.num_ack_pending;
+      const pending = consumerBacklog(info);
       this.stats.pending = pending;
       this.metrics.pending.labels(this.integration).set(pending);
     } catch (e) {

@@ -15,14 +15,18 @@ export {
 } from './forwarder.js';
 export {
   ensureIntegrationConsumer,
+  integrationConsumerInfo,
+  consumerBacklog,
   deleteIntegrationConsumers,
   integrationConsumerConfig,
   advisoryConsumerConfig,
   integrationFilters,
   consumerUpdate,
+  immutableConsumerChanges,
   normalizeIntegration,
   ackWaitMs,
   ACK_WAIT_MARGIN_MS,
+  type IntegrationConsumerResult,
 } from './consumer.js';
 export { DeadLetterPublisher, deadLetterMsgId, type DeadLetter, type DeadLetterReason } from './dead-letter.js';
 export { forwarderMetrics, DELIVERY_OUTCOMES, type ForwarderMetrics, type DeliveryOutcomeLabel } from './metrics.js';

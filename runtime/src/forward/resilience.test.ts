@@ -96,7 +96,8 @@ it('dead-letters an event JetStream gave up on (max-deliveries advisory), once',
   await ensureIntegrationConsumer(fx.jsm, fx.streams, integration);
   const durable = consumerName('default', integration.metadata.name);
   // A worker that takes the event and dies without answering, until JetStream gives up (max_deliver 2).
-  await fx.jsm.consumers.update(fx.streams.events.name, durable, { ack_wait: nanos(300) });
+  // With a backoff, JetStream times redeliveries by it (backoff[0] for the first delivery), not ack_wait.
+  await fx.jsm.consumers.update(fx.streams.events.name, durable, { ack_wait: nanos(300), backoff: [nanos(300)] });
   const event = trackEvent('lost-1');
   const [seq] = await publishEvents(fx.nc, fx.streams, source, [event]);
   const raw = await jetstream(fx.nc).consumers.get(fx.streams.events.name, durable);
@@ -108,7 +109,7 @@ it('dead-letters an event JetStream gave up on (max-deliveries advisory), once',
 
   // A new forwarder: its first pull makes JetStream notice the exhausted event and emit the
   // advisory (for pull consumers it does so on the next pull), which lands in the advisories stream.
-  await ensureIntegrationConsumer(fx.jsm, fx.streams, integration); // restores ack_wait
+  await ensureIntegrationConsumer(fx.jsm, fx.streams, integration); // restores ack_wait and backoff
   const forwarder = await forwarderFor(integration);
   await eventually(() => forwarder.stats.deadLettered === 1, 5000, 'the dead letter');
   const mine = async () => (await readDeadLetters(fx.jsm, fx.streams)).filter((d) => d.letter.integration.name === integration.metadata.name);
