@@ -23,3 +23,8 @@ export {
 export { compileMapping } from './mapping/index.js';
 export { createLogger, type Logger } from './logger.js';
 export { createRegistry } from './metrics.js';
+export { SourcesFile, readSourcesFile } from './cli/ingest.js';
+export { readForwarderConfig } from './cli/forward.js';
+export { RUNTIME_VERSION } from './destinations/types.js';
+export { parseSettings, deepFreeze, compileValidator, formatProblems } from './api/validate.js';
+export { deleteIntegrationConsumers, normalizeIntegration, integrationConsumerConfig } from './forward/index.js';

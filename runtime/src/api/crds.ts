@@ -12,7 +12,7 @@ type JsonSchema = Record<string, unknown>;
  * (https://kubernetes.io/docs/tasks/extend-kubernetes/custom-resources/custom-resource-definitions/#specifying-a-structural-schema):
  * `patternProperties` → `additionalProperties`; `additionalProperties: false` dropped (the API
  * server prunes unknown fields instead); `uniqueItems` dropped (forbidden; lists use
- * `x-kubernetes-list-type: set`); recursive `$ref`s expanded CRD_RULE_DEPTH levels, deeper levels
+ * `x-kubernetes-list-type: set`); fields with a `default` not `required`; recursive `$ref`s expanded CRD_RULE_DEPTH levels, deeper levels
  * kept with `x-kubernetes-preserve-unknown-fields`.
  * @throws Error on `anyOf`, `oneOf` or `allOf`, which this converter does not express.
  */
@@ -49,6 +49,15 @@ export function toStructural(schema: TSchema | JsonSchema, at = '#', defs = new 
     }
   }
   if (src.additionalProperties === true && src.properties) out['x-kubernetes-preserve-unknown-fields'] = true;
+  // A field with a default is never missing once the API server has defaulted the object, and a
+  // parent's `default: {}` must itself validate (the API server checks defaults without applying
+  // the nested ones), so such fields are not listed as required.
+  if (Array.isArray(out.required) && out.properties) {
+    const props = out.properties as Record<string, JsonSchema>;
+    const required = (out.required as string[]).filter((k) => props[k]?.default === undefined);
+    if (required.length) out.required = required;
+    else delete out.required;
+  }
   return out;
 }
 

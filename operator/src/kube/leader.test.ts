@@ -1,0 +1,55 @@
+import { jest } from '@jest/globals';
+import { CoordinationV1Api, type KubeConfig } from '@kubernetes/client-node';
+import type { Operator } from '../controller.js';
+import { useNatsFixture } from '../../../runtime/src/test-support/nats.js';
+import { createTestNamespace, deleteTestNamespace, testKubeConfig, waitFor } from '../test-support/kube.js';
+import { createResource, getResource, startTestOperator, testOperatorSettings } from '../test-support/operator.js';
+
+jest.setTimeout(60_000);
+
+const nats = useNatsFixture();
+let kc: KubeConfig;
+let ns: string;
+const operators: Operator[] = [];
+
+beforeAll(async () => {
+  kc = testKubeConfig();
+  ns = await createTestNamespace(kc, 'leader');
+});
+afterAll(async () => {
+  for (const o of operators) await o.stop();
+  await deleteTestNamespace(kc, ns);
+});
+
+const reconciles = async (o: Operator) => {
+  const metric = await o.metrics.reconciles.get();
+  return metric.values.reduce((n, v) => n + v.value, 0);
+};
+
+test('two replicas: one acts, the other takes over when it stops', async () => {
+  const settings = testOperatorSettings(ns, nats.fx.nats, nats.fx.streams);
+  const a = await startTestOperator(kc, settings, 'replica-a');
+  operators.push(a);
+  const b = await startTestOperator(kc, settings, 'replica-b', false);
+  operators.push(b);
+  const lease = await kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: 'switchyard-operator', namespace: ns });
+  expect(lease.spec?.holderIdentity).toBe('replica-a');
+
+  await createResource(kc, ns, { kind: 'Mapping', metadata: { name: 'm' }, spec: { default: { fields: [{ to: 'e', from: '$name' }] } } });
+  await waitFor(async () => (await getResource(kc, 'mappings', ns, 'm'))?.status?.conditions, { what: 'the Mapping reconciled' });
+  // Give the standby every chance to act wrongly.
+  await new Promise((r) => setTimeout(r, 1000));
+  expect(b.isLeader()).toBe(false);
+  expect(await reconciles(b)).toBe(0);
+  expect(await reconciles(a)).toBeGreaterThan(0);
+
+  await a.stop();
+  operators.splice(operators.indexOf(a), 1);
+  // A graceful stop releases the Lease, so the standby need not wait for it to expire.
+  await waitFor(() => b.isLeader(), { what: 'replica-b leading', timeoutMs: 10_000 });
+  const after = await kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: 'switchyard-operator', namespace: ns });
+  expect(after.spec?.holderIdentity).toBe('replica-b');
+  expect(after.spec?.leaseTransitions).toBe(1);
+  await createResource(kc, ns, { kind: 'Mapping', metadata: { name: 'm2' }, spec: { default: { fields: [{ to: 'e', from: '$name' }] } } });
+  await waitFor(async () => (await getResource(kc, 'mappings', ns, 'm2'))?.status?.conditions, { what: 'the new leader reconciling' });
+});
