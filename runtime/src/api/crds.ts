@@ -12,7 +12,8 @@ type JsonSchema = Record<string, unknown>;
  * (https://kubernetes.io/docs/tasks/extend-kubernetes/custom-resources/custom-resource-definitions/#specifying-a-structural-schema):
  * `patternProperties` → `additionalProperties`; `additionalProperties: false` dropped (the API
  * server prunes unknown fields instead); `uniqueItems` dropped (forbidden; lists use
- * `x-kubernetes-list-type: set`); fields with a `default` not `required`; recursive `$ref`s expanded CRD_RULE_DEPTH levels, deeper levels
+ * `x-kubernetes-list-type: set`); fields with a `default` not `required`; `x-crd-value-validations`
+ * (required-only oneOf/anyOf/not the runtime checks its own way) merged in; recursive `$ref`s expanded CRD_RULE_DEPTH levels, deeper levels
  * kept with `x-kubernetes-preserve-unknown-fields`.
  * @throws Error on `anyOf`, `oneOf` or `allOf`, which this converter does not express.
  */
@@ -33,6 +34,11 @@ export function toStructural(schema: TSchema | JsonSchema, at = '#', defs = new 
   const sub = (v: unknown, where: string) => toStructural(v as JsonSchema, where, defs, depth);
   for (const [key, value] of Object.entries(src)) {
     if (key === '$id' || key === '$schema' || key === 'uniqueItems' || key === 'contentEncoding') continue;
+    if (key === 'x-crd-value-validations') {
+      // Required-only oneOf/anyOf/not: allowed in a structural schema as value validations.
+      Object.assign(out, value);
+      continue;
+    }
     if (key === 'properties') {
       out.properties = Object.fromEntries(Object.entries(value as Record<string, JsonSchema>).map(([k, v]) => [k, sub(v, `${at}/properties/${k}`)]));
     } else if (key === 'items') {

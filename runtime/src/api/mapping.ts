@@ -46,6 +46,14 @@ export const FieldRule = Type.Recursive(
       {
         description: 'One output field: where it comes from (from/fallbacks, value or default) and where it goes (to).',
         additionalProperties: false,
+        // The Mapping compiler's checks, repeated in the CRD so the API server refuses such rules at
+        // admission: exactly one of from and value; default, fallbacks and each only with from.
+        // Required-only value validations, not CEL: CEL cannot see the untyped `value` and
+        // `default`, and a rule this deep in nested lists exceeds the API server's cost budget.
+        'x-crd-value-validations': {
+          oneOf: [{ required: ['from'] }, { required: ['value'] }],
+          anyOf: [{ required: ['from'] }, { not: { anyOf: [{ required: ['default'] }, { required: ['fallbacks'] }, { required: ['each'] }] } }],
+        },
       },
     ),
   { $id: 'FieldRule' },

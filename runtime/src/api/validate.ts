@@ -16,6 +16,8 @@ const KUBERNETES_KEYWORDS = [
   'x-kubernetes-list-map-keys',
   'x-kubernetes-int-or-string',
   'x-kubernetes-embedded-resource',
+  // Value validations only the CRD carries (see toStructural).
+  'x-crd-value-validations',
 ];
 
 /**
