@@ -42,6 +42,12 @@ test('two replicas: one acts, the other takes over when it stops', async () => {
   expect(b.isLeader()).toBe(false);
   expect(await reconciles(b)).toBe(0);
   expect(await reconciles(a)).toBeGreaterThan(0);
+  const exposition = await a.registry.metrics();
+  expect(exposition).toMatch(/switchyard_operator_reconciles_total\{kind="Mapping",result="success"\} [1-9]/);
+  expect(exposition).toContain('switchyard_operator_reconcile_duration_seconds_bucket');
+  expect(exposition).toMatch(/switchyard_operator_queue_depth \d+/);
+  expect(exposition).toContain('switchyard_operator_leader 1');
+  expect(await b.registry.metrics()).toContain('switchyard_operator_leader 0');
 
   await a.stop();
   operators.splice(operators.indexOf(a), 1);
@@ -52,4 +58,24 @@ test('two replicas: one acts, the other takes over when it stops', async () => {
   expect(after.spec?.leaseTransitions).toBe(1);
   await createResource(kc, ns, { kind: 'Mapping', metadata: { name: 'm2' }, spec: { default: { fields: [{ to: 'e', from: '$name' }] } } });
   await waitFor(async () => (await getResource(kc, 'mappings', ns, 'm2'))?.status?.conditions, { what: 'the new leader reconciling' });
+});
+
+test('a Lease held by a replica that stopped renewing is taken over only after it expires', async () => {
+  const namespace = await createTestNamespace(kc, 'lease');
+  try {
+    const coordination = kc.makeApiClient(CoordinationV1Api);
+    await coordination.createNamespacedLease({ namespace, body: { metadata: { name: 'switchyard-operator' }, spec: { holderIdentity: 'crashed-replica', leaseDurationSeconds: 3, leaseTransitions: 4 } } });
+    const started = Date.now();
+    const c = await startTestOperator(kc, testOperatorSettings(namespace, nats.fx.nats, nats.fx.streams), 'replica-c', false);
+    operators.push(c);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(c.isLeader()).toBe(false);
+    await c.ready();
+    // Measured on the candidate's own clock from when it first saw the Lease: at least 3 s.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(3000);
+    const lease = await coordination.readNamespacedLease({ name: 'switchyard-operator', namespace });
+    expect(lease.spec).toMatchObject({ holderIdentity: 'replica-c', leaseTransitions: 5 });
+  } finally {
+    await deleteTestNamespace(kc, namespace);
+  }
 });
