@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 /**
  * Jest in ESM mode (run with --experimental-vm-modules), TypeScript transpiled by SWC; types are
  * checked by `tsc --noEmit` as a step of its own. The global setup starts the services the suite
- * needs (a pinned nats-server with JetStream on a free port).
+ * needs (a pinned nats-server with JetStream on a free port, and a Kubernetes control plane).
  * @type {import('jest').Config}
  */
 export default {
