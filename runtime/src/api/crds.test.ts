@@ -17,9 +17,13 @@ describe('generated CRDs', () => {
   });
 
   it('are structural: every node has a type or preserves unknown fields, and no forbidden keyword remains', () => {
-    const forbidden = ['$ref', '$id', 'anyOf', 'oneOf', 'allOf', 'patternProperties', 'uniqueItems', 'const'];
+    const forbidden = ['$ref', '$id', 'allOf', 'patternProperties', 'uniqueItems', 'const'];
+    // anyOf/oneOf/not may only hold value validations: here, `required` lists (nested).
+    const valueOnly = (v: unknown): boolean =>
+      Array.isArray(v) ? v.every(valueOnly) : !!v && typeof v === 'object' && Object.entries(v).every(([k, x]) => (k === 'required' ? Array.isArray(x) : ['anyOf', 'oneOf', 'not'].includes(k) && valueOnly(x)));
     const walk = (node: Record<string, unknown>, at: string) => {
       for (const k of forbidden) expect({ at, has: k in node }).toEqual({ at, has: false });
+      for (const k of ['anyOf', 'oneOf', 'not']) if (k in node) expect({ at, k, valueOnly: valueOnly(node[k]) }).toEqual({ at, k, valueOnly: true });
       if (!('type' in node)) expect({ at, preserve: node['x-kubernetes-preserve-unknown-fields'] }).toEqual({ at, preserve: true });
       if (node.properties) {
         expect({ at, additionalProperties: node.additionalProperties }).toEqual({ at, additionalProperties: undefined });
