@@ -253,11 +253,12 @@ async function startSession(deps: { clients: KubeClients; settings: Readonly<Ope
   await Promise.all(every.map((i) => i.start()));
   queue.add(SOURCES_KEY);
 
+  const sourceHolders = new Set<string>();
   queue.start(
     settings.workers,
     async (key) => {
       const k = parseKey(key);
-      if (k.kind === 'Sources') return reconcileSources(ctx);
+      if (k.kind === 'Sources') return reconcileSources(ctx, sourceHolders);
       if (k.kind === 'Mapping') return reconcileMapping(ctx, k.namespace, k.name);
       return reconcileIntegration(ctx, k.namespace, k.name);
     },

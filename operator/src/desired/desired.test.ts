@@ -133,6 +133,9 @@ describe('sources', () => {
     );
     const byName = Object.fromEntries(resolved.map((r) => [r.source.metadata.name, r.condition.reason]));
     expect(byName).toEqual({ web: 'Resolved', 'late-dup': 'WriteKeyConflict', 'no-secret': 'SecretNotFound', 'no-key': 'SecretKeyNotFound', inline: 'InlineWriteKey' });
+    // A Source that already holds a write key keeps it against an older claimant.
+    const kept = resolveSources([source('web', { name: 'keys', key: 'web' }, '2026-01-05T00:00:00Z'), source('old', { name: 'keys', key: 'dup' }, '2026-01-01T00:00:00Z')], lookup, new Set(['shop/web']));
+    expect(Object.fromEntries(kept.map((r) => [r.source.metadata.name, r.condition.reason]))).toEqual({ web: 'Resolved', old: 'WriteKeyConflict' });
     const secret = desiredSourcesSecret(resolved, 'switchyard-system', 'switchyard-sources');
     const file = JSON.parse(secret.stringData!['sources.yaml']!);
     expect(file).toEqual({ sources: [{ namespace: 'shop', name: 'web', writeKey: 'wk-web', allowedOrigins: ['https://shop.example'], limits: { maxEventBytes: 32768, maxBatchBytes: 512000, eventsPerSecond: 10, burst: 20 } }] });

@@ -18,11 +18,17 @@ export interface ResolvedSource {
  * Resolves every Source's write key (pure): from `writeKey.secretKeyRef` through `secrets`
  * (namespace/name → decoded data). An inline `writeKey.value` is refused in a cluster (it would
  * sit in plain sight in the resource). Two Sources with one write key are ambiguous: one already
- * resolved (per its status) keeps it, else the older one (creationTimestamp, then namespace/name);
+ * resolved (in `holders`, the namespace/name of Sources resolved by the previous pass, or per its
+ * status) keeps it, else the older one (creationTimestamp, then namespace/name);
  * the others are refused, so adding a Source never takes events away from one that works.
  */
-export function resolveSources(sources: readonly Source[], secrets: (namespace: string, name: string) => Record<string, string> | undefined): ResolvedSource[] {
-  const held = (s: Source) => (s.status?.conditions ?? []).some((c) => c.type === ConditionTypes.WriteKeyResolved && c.status === 'True');
+export function resolveSources(
+  sources: readonly Source[],
+  secrets: (namespace: string, name: string) => Record<string, string> | undefined,
+  holders: ReadonlySet<string> = new Set(),
+): ResolvedSource[] {
+  const held = (s: Source) =>
+    holders.has(`${s.metadata.namespace ?? 'default'}/${s.metadata.name}`) || (s.status?.conditions ?? []).some((c) => c.type === ConditionTypes.WriteKeyResolved && c.status === 'True');
   const ordered = [...sources].sort((a, b) => {
     if (held(a) !== held(b)) return held(a) ? -1 : 1;
     const ta = (a.metadata as { creationTimestamp?: string | Date }).creationTimestamp;

@@ -9,20 +9,28 @@ import { jsonEqual, secretData, type ReconcileContext } from './context.js';
 export const SOURCES_KEY = 'Sources';
 
 /**
- * Reconciles every Source at once, since write keys must be unique across them: resolves each
+ * Reconciles every Source at once, since write keys must be unique across them (`holders`: the
+ * Sources that held their write keys after the previous pass, kept by the caller): resolves each
  * write key from its Secret, applies the ingestion's sources Secret (the ingestion re-reads the
  * mounted file without a restart), then writes each Source's status (WriteKeyResolved, Ready)
  * where it changed, with an Event when a Source's readiness flips.
  * @throws ApiException when the sources Secret cannot be written (e.g. its namespace is missing).
  */
-export async function reconcileSources(ctx: ReconcileContext): Promise<ReconcileResult> {
+export async function reconcileSources(ctx: ReconcileContext, holders: Set<string> = new Set()): Promise<ReconcileResult> {
   const sources = ctx.cache.sources.list().filter((s) => !s.metadata.deletionTimestamp);
-  const resolved = resolveSources(sources as never, (ns, name) => {
-    const secret = ctx.cache.secrets.get(name, ns);
-    return secret ? secretData(secret) : undefined;
-  });
+  const resolved = resolveSources(
+    sources as never,
+    (ns, name) => {
+      const secret = ctx.cache.secrets.get(name, ns);
+      return secret ? secretData(secret) : undefined;
+    },
+    holders,
+  );
   const { namespace, sourcesSecret } = ctx.settings.ingestion;
   await applyObject(ctx.clients, desiredSourcesSecret(resolved, namespace, sourcesSecret));
+  // The next pass favours these even before the informer shows their new status.
+  holders.clear();
+  for (const r of resolved) if (r.entry) holders.add(`${r.entry.namespace}/${r.entry.name}`);
   for (const { source, condition } of resolved) {
     const live = ctx.cache.sources.get(source.metadata.name, source.metadata.namespace);
     if (!live) continue;
