@@ -22,8 +22,12 @@ export async function main(argv: string[]): Promise<void> {
   const logger = createLogger({ base: { app: 'switchyard-operator' } });
   const settings = await loadOperatorSettings(opts.settings);
   const kubeConfig = new KubeConfig();
-  if (opts.kubeconfig) kubeConfig.loadFromFile(opts.kubeconfig);
-  else kubeConfig.loadFromDefault();
+  try {
+    if (opts.kubeconfig) kubeConfig.loadFromFile(opts.kubeconfig);
+    else kubeConfig.loadFromDefault();
+  } catch (e) {
+    throw new Error(`cannot load Kubernetes credentials (${opts.kubeconfig ?? process.env.KUBECONFIG ?? 'in-cluster'}): ${(e as Error).message}`);
+  }
   const operator = await startOperator({ kubeConfig, settings, logger });
   let synced = false;
   void operator.ready().then(() => (synced = true));
@@ -57,9 +61,3 @@ export async function main(argv: string[]): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
-if (process.argv[1] && /switchyard-operator(\.js)?$|cli\.js$/.test(process.argv[1])) {
-  main(process.argv).catch((err: unknown) => {
-    process.stderr.write(`switchyard-operator: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(1);
-  });
-}

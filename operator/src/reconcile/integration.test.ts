@@ -1,5 +1,6 @@
 import { jest } from '@jest/globals';
 import { AppsV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { jetstream } from '@nats-io/jetstream';
 import type { Operator } from '../controller.js';
 import { consumerName } from '../../../runtime/src/nats/subjects.js';
 import { ackWaitMs } from '../../../runtime/src/forward/consumer.js';
@@ -134,6 +135,10 @@ test('pause scales the forwarder to zero and keeps the consumer', async () => {
   }, { what: 'Ready reason Paused' });
   expect(condition(i, 'Ready')!.status).toBe('True');
   expect(await consumer('shop-hook')).toBeDefined();
+  // Events wait in the stream; status.backlog counts them on the next refresh.
+  const js = jetstream(nats.fx.nc);
+  for (let n = 0; n < 3; n++) await js.publish(`${nats.fx.streams.subjectPrefix}.events.${ns}.web.track`, JSON.stringify({ type: 'track', event: 'Paused', messageId: `m${n}` }));
+  await waitFor(async () => (await getResource(kc, 'integrations', ns, 'shop-hook'))?.status?.backlog === 3, { what: 'status.backlog 3' });
 });
 
 test('deletion removes the consumer through the finalizer; the Deployment goes by garbage collection', async () => {
