@@ -2,6 +2,15 @@ import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { connectNats, ensureStreams, ErrorCodes, SwitchyardError, type Logger, type NatsSettings, type StreamSettings } from '@switchyard/runtime';
 
+/** nats.js errors meaning the server is unreachable or not answering (nats-core errors.ts). */
+const OUTAGE_ERRORS = new Set(['TimeoutError', 'RequestError', 'NoRespondersError', 'ClosedConnectionError', 'ConnectionError', 'DrainingConnectionError']);
+
+/** Whether `error` means NATS (or JetStream) is unavailable rather than refusing a request. */
+export function isNatsOutage(error: unknown): boolean {
+  if (error instanceof SwitchyardError) return error.code === ErrorCodes.NATS_UNAVAILABLE || error.code === ErrorCodes.NATS_TOO_OLD;
+  return error instanceof Error && OUTAGE_ERRORS.has(error.name);
+}
+
 /** How long one JetStream API request of the operator may take, in ms. */
 export const JETSTREAM_TIMEOUT_MS = 5_000;
 
@@ -14,6 +23,7 @@ export class NatsHandle {
   private nc: NatsConnection | undefined;
   private manager: JetStreamManager | undefined;
   private connecting: Promise<JetStreamManager> | undefined;
+  private streamsReady = false;
 
   constructor(
     private readonly nats: NatsSettings,
@@ -26,7 +36,13 @@ export class NatsHandle {
    * @throws SwitchyardError NATS_UNAVAILABLE (or NATS_TOO_OLD) when no usable server answers.
    */
   async jsm(): Promise<JetStreamManager> {
-    if (this.manager && this.nc && !this.nc.isClosed()) return this.manager;
+    if (this.manager && this.nc && !this.nc.isClosed()) {
+      if (!this.streamsReady) {
+        await ensureStreams(this.manager, this.streams);
+        this.streamsReady = true;
+      }
+      return this.manager;
+    }
     this.connecting ??= this.connect().finally(() => {
       this.connecting = undefined;
     });
@@ -40,12 +56,31 @@ export class NatsHandle {
       await ensureStreams(jsm, this.streams);
       this.nc = nc;
       this.manager = jsm;
+      this.streamsReady = true;
+      void this.watchReconnects(nc);
       this.logger.info({ server: nc.getServer() }, 'connected to NATS');
       return jsm;
     } catch (cause) {
       await nc.close().catch(() => undefined);
       if (cause instanceof SwitchyardError) throw cause;
       throw new SwitchyardError(ErrorCodes.NATS_UNAVAILABLE, `JetStream is not usable: ${(cause as Error).message}`, { cause });
+    }
+  }
+
+  /**
+   * Makes the next {@link jsm} ensure the streams again: after a reconnect (the server may have
+   * restarted without them, e.g. memory storage) or when a request says a stream is missing.
+   */
+  streamsLost(): void {
+    this.streamsReady = false;
+  }
+
+  private async watchReconnects(nc: NatsConnection): Promise<void> {
+    for await (const status of nc.status()) {
+      if (status.type === 'reconnect') {
+        this.streamsLost();
+        this.logger.info({ server: status.server }, 'reconnected to NATS');
+      }
     }
   }
 

@@ -1,6 +1,10 @@
 import { jest } from '@jest/globals';
 import { AppsV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { jetstream } from '@nats-io/jetstream';
+import { freePort, startNatsServer, type RunningNatsServer } from '../../../runtime/src/local/nats-server.js';
 import type { Operator } from '../controller.js';
 import { consumerName } from '../../../runtime/src/nats/subjects.js';
 import { ackWaitMs } from '../../../runtime/src/forward/consumer.js';
@@ -171,10 +175,17 @@ test('drift is repaired: a consumer deleted by hand, a Deployment edited by hand
   }, { what: 'the Deployment set back' });
 });
 
-test('missing references and a NATS outage show in status; the Integration converges once they are there', async () => {
+test('missing references and NATS outages show in status; the Integration converges once they are there', async () => {
   await createResource(kc, ns, integration('shop-hook', { credentialsSecretRef: { name: 'later' } }));
-  // Nothing listens on port 1: every NATS request fails.
-  operator = await startTestOperator(kc, testOperatorSettings(ns, { servers: ['nats://127.0.0.1:1'] }, nats.fx.streams));
+  // NATS is not there yet when the operator starts.
+  const port = await freePort();
+  const store = await mkdtemp(path.join(os.tmpdir(), 'switchyard-outage-'));
+  let server: RunningNatsServer | undefined;
+  nats.cleanups.push(async () => {
+    await server?.stop();
+    await rm(store, { recursive: true, force: true });
+  });
+  await start({ nats: { servers: [`nats://127.0.0.1:${port}`] } });
   const broken = await waitFor(async () => {
     const r = await getResource(kc, 'integrations', ns, 'shop-hook');
     return condition(r, 'ConsumerReady')?.status === 'False' ? r : undefined;
@@ -189,9 +200,9 @@ test('missing references and a NATS outage show in status; the Integration conve
     return list.items.some((e) => e.reason === 'MappingNotFound') ? list.items : undefined;
   }, { what: 'a MappingNotFound Event' });
   expect(events.find((e) => e.reason === 'MappingNotFound')!.type).toBe('Warning');
-  await operator.stop();
 
-  operator = await startTestOperator(kc, testOperatorSettings(ns, nats.fx.nats, nats.fx.streams));
+  // NATS starts, the references appear: the same operator converges (retries with backoff).
+  server = await startNatsServer({ port, storeDir: store });
   await createResource(kc, ns, mapping());
   await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'later' }, stringData: { token: 'x' } } });
   await waitFor(async () => {
@@ -199,6 +210,14 @@ test('missing references and a NATS outage show in status; the Integration conve
     return ['MappingResolved', 'CredentialsResolved', 'ConsumerReady'].every((t) => condition(r, t)?.status === 'True');
   }, { what: 'every reference resolved' });
   await waitFor(() => deployment('shop-hook'), { what: 'the Deployment' });
+
+  // NATS goes away while the operator runs: the next reconcile says so; it comes back and heals.
+  await server.stop();
+  server = undefined;
+  await patchResource(kc, 'integrations', ns, 'shop-hook', { spec: { delivery: { retrySchedule: ['1s'] } } });
+  await waitFor(async () => condition(await getResource(kc, 'integrations', ns, 'shop-hook'), 'ConsumerReady')?.reason === 'NatsUnavailable', { what: 'NatsUnavailable during the outage' });
+  server = await startNatsServer({ port, storeDir: store });
+  await waitFor(async () => condition(await getResource(kc, 'integrations', ns, 'shop-hook'), 'ConsumerReady')?.status === 'True', { what: 'ConsumerReady after the outage', timeoutMs: 30_000 });
 });
 
 test('an invalid Mapping is reported on the Mapping and on the Integrations using it', async () => {

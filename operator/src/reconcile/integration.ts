@@ -1,5 +1,7 @@
 import type { V1Deployment } from '@kubernetes/client-node';
-import { compileMapping, consumerBacklog, deleteIntegrationConsumers, ensureIntegrationConsumer, normalizeIntegration, ErrorCodes, SwitchyardError } from '@switchyard/runtime';
+import { JetStreamApiError } from '@nats-io/jetstream';
+import { compileMapping, consumerBacklog, deleteIntegrationConsumers, ensureIntegrationConsumer, normalizeIntegration } from '@switchyard/runtime';
+import { isNatsOutage } from '../nats.js';
 import { API_VERSION, type Integration, type Mapping } from '@switchyard/runtime/api';
 import { ConditionTypes, FINALIZER, Reasons, findCondition, mergeConditions, readyCondition, type Condition, type ConditionInput } from '../conditions.js';
 import { configChecksum, desiredConfigMap, desiredDeployment } from '../desired/integration.js';
@@ -9,6 +11,9 @@ import type { ReconcileResult } from '../kube/queue.js';
 import { jsonEqual, secretData, type Live, type ReconcileContext } from './context.js';
 
 type LiveIntegration = Live<Integration>;
+
+/** JetStream API error code of a missing stream. */
+const STREAM_NOT_FOUND = 10059;
 
 /**
  * The DeploymentAvailable condition from a live Deployment (pure): True once the Deployment
@@ -130,8 +135,8 @@ export async function reconcileIntegration(ctx: ReconcileContext, namespace: str
     }
   } catch (e) {
     failure = e;
-    const nats = e instanceof SwitchyardError && (e.code === ErrorCodes.NATS_UNAVAILABLE || e.code === ErrorCodes.NATS_TOO_OLD);
-    consumerCondition = { type: ConditionTypes.ConsumerReady, status: 'False', reason: nats ? Reasons.NatsUnavailable : Reasons.ConsumerError, message: (e as Error).message };
+    if (e instanceof JetStreamApiError && e.code === STREAM_NOT_FOUND) ctx.nats.streamsLost(); // the retry re-creates it
+    consumerCondition = { type: ConditionTypes.ConsumerReady, status: 'False', reason: isNatsOutage(e) ? Reasons.NatsUnavailable : Reasons.ConsumerError, message: (e as Error).message };
   }
 
   // ConfigMap and Deployment
