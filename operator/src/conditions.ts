@@ -63,7 +63,7 @@ export const Reasons = {
   ProgressDeadlineExceeded: 'ProgressDeadlineExceeded',
   WaitingForDependencies: 'WaitingForDependencies',
   Paused: 'Paused',
-  Deleting: 'Deleting',
+  ApplyFailed: 'ApplyFailed',
 } as const;
 export type Reason = (typeof Reasons)[keyof typeof Reasons];
 

@@ -150,7 +150,7 @@ export async function reconcileIntegration(ctx: ReconcileContext, namespace: str
       deploymentCond = deploymentCondition(deployment, paused);
     } catch (e) {
       failure ??= e;
-      deploymentCond = { type: ConditionTypes.DeploymentAvailable, status: 'False', reason: 'ApplyFailed', message: apiMessage(e) };
+      deploymentCond = { type: ConditionTypes.DeploymentAvailable, status: 'False', reason: Reasons.ApplyFailed, message: apiMessage(e) };
     }
   } else {
     const live = ctx.cache.deployments.get(`${name}-forwarder`, namespace);
