@@ -18,7 +18,7 @@ async function run(...args: string[]) {
 describe('switchyard validate', () => {
   it('accepts the bundled examples', async () => {
     const r = await run('validate', '-f', examples);
-    expect(r).toMatchObject({ code: 0, out: expect.stringMatching(/^4 resource\(s\) valid$/) });
+    expect(r).toMatchObject({ code: 0, out: expect.stringMatching(/^5 resource\(s\) valid$/) });
   });
 
   it('names file, object, field and rule of each problem and exits 1', async () => {
