@@ -47,7 +47,7 @@ wrapper_module() {
   printf 'module switchyard.local/testbinaries\n\ngo 1.26\n\nrequire %s %s\n' "$module" "$version" > "$dir/go.mod"
 }
 
-# build_kubernetes NAME: kube-apiserver or kube-controller-manager from k8s.io/kubernetes, whose
+# build_kubernetes NAME: kube-apiserver, kube-controller-manager or kubectl from k8s.io/kubernetes, whose
 # go.mod points its staging modules (k8s.io/api, client-go…) at local folders with v0.0.0; each
 # gets a replace line to its published v0.<minor>.<patch>. Version ldflags make /version right.
 build_kubernetes() {
@@ -69,7 +69,7 @@ build_kubernetes() {
       done
       printf ')\n'
     } >> "$src/go.mod"
-    (cd "$src" && GOFLAGS=-mod=mod go mod download k8s.io/kubernetes >&2 && GOFLAGS=-mod=mod go get "k8s.io/kubernetes/cmd/kube-apiserver@$version" "k8s.io/kubernetes/cmd/kube-controller-manager@$version" >&2)
+    (cd "$src" && GOFLAGS=-mod=mod go mod download k8s.io/kubernetes >&2 && GOFLAGS=-mod=mod go get "k8s.io/kubernetes/cmd/kube-apiserver@$version" "k8s.io/kubernetes/cmd/kube-controller-manager@$version" "k8s.io/kubernetes/cmd/kubectl@$version" >&2)
     touch "$src/.ready"
   fi
   local minor=${version#v1.}; minor=${minor%%.*}
@@ -100,7 +100,7 @@ build_etcd() {
 build() {
   case "$1" in
     nats-server) build_module nats-server "$NATS_SERVER_VERSION" github.com/nats-io/nats-server/v2 ;;
-    kube-apiserver | kube-controller-manager) build_kubernetes "$1" ;;
+    kube-apiserver | kube-controller-manager | kubectl) build_kubernetes "$1" ;;
     etcd) build_etcd ;;
     *) log "unknown test binary: $1"; exit 2 ;;
   esac
@@ -110,7 +110,7 @@ mkdir -p "$CACHE_ROOT"
 if [[ "${1:-}" == "--cached" ]]; then
   case "$2" in
     nats-server) p="$CACHE_ROOT/nats-server-$NATS_SERVER_VERSION/nats-server" ;;
-    kube-apiserver | kube-controller-manager) p="$CACHE_ROOT/$2-$KUBERNETES_VERSION/$2" ;;
+    kube-apiserver | kube-controller-manager | kubectl) p="$CACHE_ROOT/$2-$KUBERNETES_VERSION/$2" ;;
     etcd) p="$CACHE_ROOT/etcd-$ETCD_VERSION/etcd" ;;
     *) log "unknown test binary: $2"; exit 2 ;;
   esac

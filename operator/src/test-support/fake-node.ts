@@ -58,9 +58,9 @@ export interface FakeNodeOptions {
   logDir?: string;
   /** Cap on a pod's termination grace period, in ms (default 3000). */
   maxGracePeriodMs?: number;
-  /** Cap on a probe's initialDelaySeconds, in ms (default 1000). */
+  /** Cap on a readiness probe's initialDelaySeconds, in ms (default 1000); liveness probes keep theirs up to 10 s. */
   maxProbeDelayMs?: number;
-  /** Cap on a probe's periodSeconds, in ms (default 200). */
+  /** Cap on a readiness probe's periodSeconds, in ms (default 200); liveness probes keep theirs up to 10 s. */
   maxProbePeriodMs?: number;
   /** Restart back-off of exited containers, in ms: first delay, doubled up to max (default 200 and 5000). */
   restartBackoffMs?: { initial: number; max: number };
@@ -467,6 +467,8 @@ class PodRuntime {
   readonly containers: ContainerRuntime[];
   readonly initContainers: ContainerRuntime[];
   setupDone = false;
+  /** ConfigMaps and Secrets (`kind/name`) that changed while setup ran. */
+  private readonly changedDuringSetup = new Set<string>();
   setupError: string | undefined;
   waitingForObjects = false;
   initialized = false;
@@ -501,10 +503,17 @@ class PodRuntime {
     if (this.startedRun || this.terminating || this.node.stopped) return;
     if (!this.setupDone) {
       try {
+        this.changedDuringSetup.clear();
         await this.setup();
         this.setupDone = true;
         this.setupError = undefined;
         this.waitingForObjects = false;
+        // An object that changed while the volumes were written may have been read before its change.
+        for (const ref of this.changedDuringSetup) {
+          const [kind, name] = ref.split('/') as ['configmap' | 'secret', string];
+          this.refreshVolumesOf(kind, name);
+        }
+        this.changedDuringSetup.clear();
       } catch (err) {
         this.setupError = errText(err);
         this.waitingForObjects = true;
@@ -648,6 +657,7 @@ class PodRuntime {
 
   /** Rewrites, one at a time, the volumes made from `kind/name` (the kubelet's periodic volume sync). */
   refreshVolumesOf(kind: 'configmap' | 'secret', name: string): void {
+    if (!this.setupDone) this.changedDuringSetup.add(`${kind}/${name}`);
     if (!this.setupDone || this.terminating) return;
     const ref = `${kind}/${name}`;
     const specs = (this.pod.spec?.volumes ?? []).filter((v) => this.volumes.get(v.name)?.sources.has(ref));
@@ -1045,6 +1055,9 @@ class ContainerRuntime {
   }
 }
 
+/** Longest initial delay and period of a liveness probe here, in ms. */
+const LIVENESS_CAP_MS = 10_000;
+
 /** The readiness and liveness probes of one run of a container. */
 class Probes {
   private stopped = false;
@@ -1066,9 +1079,11 @@ class Probes {
       });
     }
     if (livenessProbe && !this.c.init) {
+      // Liveness keeps its real timings (capped at 10 s each): shortened, it would kill a process
+      // that is still starting, which the kubelet would not.
       this.loop(livenessProbe, (ok) => {
         if (!ok && this.c.child === this.child) void this.c.kill();
-      });
+      }, LIVENESS_CAP_MS);
     }
   }
 
@@ -1078,10 +1093,10 @@ class Probes {
   }
 
   /** Probes after the (capped) initial delay then every (capped) period; `onResult` gets each threshold crossing. */
-  private loop(probe: V1Probe, onResult: (ok: boolean) => void): void {
+  private loop(probe: V1Probe, onResult: (ok: boolean) => void, capMs?: number): void {
     const s = this.c.pod.node.settings;
-    const delay = Math.min((probe.initialDelaySeconds ?? 0) * 1000, s.maxProbeDelayMs);
-    const period = Math.min((probe.periodSeconds ?? 10) * 1000, s.maxProbePeriodMs);
+    const delay = Math.min((probe.initialDelaySeconds ?? 0) * 1000, capMs ?? s.maxProbeDelayMs);
+    const period = Math.min((probe.periodSeconds ?? 10) * 1000, capMs ?? s.maxProbePeriodMs);
     const timeoutMs = Math.min((probe.timeoutSeconds ?? 1) * 1000, 5000);
     const failureThreshold = probe.failureThreshold ?? 3;
     const successThreshold = probe.successThreshold ?? 1;

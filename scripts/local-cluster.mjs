@@ -1,0 +1,79 @@
+#!/usr/bin/env node
+// `npm run cluster`: a throwaway Kubernetes control plane on loopback (etcd, kube-apiserver,
+// kube-controller-manager; the test suite's own), a pinned nats-server with JetStream, and a fake
+// node that runs pods as local processes (the runtime image maps onto this repository), so the
+// operator and the examples can be tried without a cluster. Ctrl-C stops everything.
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { tsImport } from 'tsx/esm/api';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const load = (p) => tsImport(path.join(repoRoot, p), import.meta.url);
+
+const { startControlPlane } = await load('operator/src/test-support/control-plane.ts');
+const { startFakeNode } = await load('operator/src/test-support/fake-node.ts');
+const { startNatsServer } = await load('runtime/src/local/nats-server.ts');
+const { RUNTIME_VERSION } = await load('runtime/src/destinations/types.ts');
+
+const cluster = await startControlPlane();
+const nats = await startNatsServer();
+const kc = cluster.kubeConfig();
+const { CoreV1Api } = await import('@kubernetes/client-node');
+const core = kc.makeApiClient(CoreV1Api);
+await core.createNamespace({ body: { metadata: { name: 'switchyard-system' } } });
+await core.createNamespacedConfigMap({ namespace: 'default', body: { metadata: { name: 'switchyard-nats' }, data: { url: nats.url } } });
+const image = `ghcr.io/switchyard/runtime:${RUNTIME_VERSION}`;
+const node = await startFakeNode({ kubeConfig: kc, images: { [image]: { root: repoRoot, prefix: '/app' } } });
+const settings = path.join(cluster.dir, 'operator.yaml');
+await writeFile(settings, `# Operator settings for the local cluster\nnats:\n  servers: [${nats.url}]\ningestion:\n  namespace: default\nleaderElection:\n  namespace: switchyard-system\nmetricsPort: 8081\n`);
+
+let kubectl = '(not built: scripts/test-binaries.sh kubectl)';
+try {
+  const { execFileSync } = await import('node:child_process');
+  kubectl = execFileSync(path.join(repoRoot, 'scripts/test-binaries.sh'), ['--cached', 'kubectl'], { encoding: 'utf8' }).trim();
+} catch {
+  // kubectl is optional: any kubectl works with the kubeconfig.
+}
+
+process.stdout.write(`
+local cluster ready
+  API server   ${cluster.server}
+  NATS         ${nats.url}
+  kubectl      ${kubectl}
+
+In another terminal:
+  export KUBECONFIG=${cluster.kubeconfigPath}
+  npm run operator -- --settings ${settings}
+and in a third:
+  export KUBECONFIG=${cluster.kubeconfigPath}
+  kubectl apply -f examples/ -f examples/cluster/ingestion.yaml
+  kubectl get integrations,sources,mappings,deployments,pods
+
+Pods run here as processes; their ports are printed below as they start. Ctrl-C stops everything.
+`);
+
+const announced = new Set();
+const timer = setInterval(() => {
+  for (const p of node.processes()) {
+    for (const port of p.ports) {
+      const key = `${p.namespace}/${p.pod}/${p.container}/${port.containerPort}`;
+      if (p.state !== 'running' || announced.has(key)) continue;
+      announced.add(key);
+      process.stdout.write(`pod ${p.namespace}/${p.pod} ${p.container}: port ${port.containerPort} → http://127.0.0.1:${port.localPort}  (log ${p.logFile})\n`);
+    }
+  }
+}, 1000);
+
+let stopping = false;
+async function stop() {
+  if (stopping) return;
+  stopping = true;
+  clearInterval(timer);
+  await node.stop();
+  await nats.stop();
+  await cluster.stop();
+  process.exit(0);
+}
+process.on('SIGINT', stop);
+process.on('SIGTERM', stop);
