@@ -56,6 +56,7 @@ export const Reasons = {
   ConsumerUpdated: 'ConsumerUpdated',
   ConsumerRecreated: 'ConsumerRecreated',
   ConsumerInSync: 'ConsumerInSync',
+  ConsumerDeleted: 'ConsumerDeleted',
   ConsumerError: 'ConsumerError',
   NatsUnavailable: 'NatsUnavailable',
   Available: 'Available',

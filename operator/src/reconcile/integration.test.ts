@@ -218,6 +218,18 @@ test('missing references and NATS outages show in status; the Integration conver
   await waitFor(async () => condition(await getResource(kc, 'integrations', ns, 'shop-hook'), 'ConsumerReady')?.reason === 'NatsUnavailable', { what: 'NatsUnavailable during the outage' });
   server = await startNatsServer({ port, storeDir: store });
   await waitFor(async () => condition(await getResource(kc, 'integrations', ns, 'shop-hook'), 'ConsumerReady')?.status === 'True', { what: 'ConsumerReady after the outage', timeoutMs: 30_000 });
+
+  // Deleting during an outage: the finalizer holds the Integration and its status says why.
+  await server.stop();
+  server = undefined;
+  await kubeRequest(kc, 'DELETE', `/apis/switchyard.io/v1alpha1/namespaces/${ns}/integrations/shop-hook`);
+  const waiting = await waitFor(async () => {
+    const r = await getResource(kc, 'integrations', ns, 'shop-hook');
+    return condition(r, 'Ready')?.message.startsWith('waiting to delete') ? r : undefined;
+  }, { what: 'Ready says the deletion waits for NATS' });
+  expect(condition(waiting, 'Ready')!.reason).toBe('NatsUnavailable');
+  server = await startNatsServer({ port, storeDir: store });
+  await waitFor(async () => (await getResource(kc, 'integrations', ns, 'shop-hook')) === undefined, { what: 'the Integration deleted after the outage', timeoutMs: 30_000 });
 });
 
 test('an invalid Mapping is reported on the Mapping and on the Integrations using it', async () => {

@@ -67,7 +67,17 @@ export async function reconcileIntegration(ctx: ReconcileContext, namespace: str
   const finalizers = integration.metadata.finalizers ?? [];
   if (integration.metadata.deletionTimestamp) {
     if (!finalizers.includes(FINALIZER)) return {};
-    await deleteIntegrationConsumers(await ctx.nats.jsm(), ctx.settings.streams, integration);
+    try {
+      await deleteIntegrationConsumers(await ctx.nats.jsm(), ctx.settings.streams, integration);
+    } catch (e) {
+      // The finalizer holds the Integration until its consumer is gone; say why it waits.
+      const reason = isNatsOutage(e) ? Reasons.NatsUnavailable : Reasons.ConsumerError;
+      const others = ((integration.status?.conditions ?? []) as Condition[]).filter((c) => c.type !== ConditionTypes.Ready);
+      const ready: ConditionInput = { type: ConditionTypes.Ready, status: 'False', reason, message: `waiting to delete the JetStream consumer: ${(e as Error).message}` };
+      await writeStatus(ctx, integration, [ready, ...others], integration.status?.backlog);
+      throw e;
+    }
+    void ctx.recorder.record(subject(integration), 'Normal', Reasons.ConsumerDeleted, 'JetStream consumer deleted; finalizer removed');
     await patchFinalizers(ctx.clients, 'Integration', namespace, name, integration.metadata.resourceVersion, finalizers.filter((f) => f !== FINALIZER));
     ctx.logger.info({ integration: `${namespace}/${name}` }, 'consumer deleted; finalizer removed');
     return {};
