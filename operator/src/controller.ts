@@ -182,9 +182,11 @@ async function startSession(deps: { clients: KubeClients; settings: Readonly<Ope
     const before = seen.get(key);
     if (e === 'delete') seen.delete(key);
     else seen.set(key, o);
-    if (e !== 'update' || integrationChanged(before, o)) queue.add(key);
-    // Mapping status counts its users.
+    if (e === 'update' && !integrationChanged(before, o)) return; // a status write of ours
+    queue.add(key);
+    // Mapping status counts its users: the old and the new Mapping.
     queue.add(`Mapping/${o.metadata.namespace}/${o.spec.mappingRef.name}`);
+    if (before && before.spec.mappingRef.name !== o.spec.mappingRef.name) queue.add(`Mapping/${o.metadata.namespace}/${before.spec.mappingRef.name}`);
   });
   const mappingGenerations = new Map<string, number | undefined>();
   const mappings = informers<Live<Mapping>>('mappings', customPath(PLURALS.Mapping), customList(PLURALS.Mapping), (e, o) => {
