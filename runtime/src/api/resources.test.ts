@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { useTempDirs } from '../test-support/temp.js';
-import { loadResources, validateDocument } from './resources.js';
+import { formatSkipped, loadResources, otherResourceKind, validateDocument } from './resources.js';
 
 const tempDir = useTempDirs('sy-res-');
 
@@ -35,7 +35,7 @@ describe('validateDocument', () => {
     );
   });
 
-  it('refuses other API groups and kinds', () => {
+  it('refuses other API groups and kinds (a forwarder config must hold ours; loadResources skips them before)', () => {
     const { problems } = validateDocument({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'x' } }, 'mem#0');
     expect(problems[0]).toMatchObject({ rule: 'enum', path: '/kind' });
   });
@@ -50,7 +50,60 @@ describe('validateDocument', () => {
   });
 });
 
+describe('otherResourceKind', () => {
+  it('names objects of other API groups, and v1 kinds other than Secret', () => {
+    expect(otherResourceKind({ apiVersion: 'apps/v1', kind: 'Deployment' })).toEqual({ apiVersion: 'apps/v1', kind: 'Deployment' });
+    expect(otherResourceKind({ apiVersion: 'v1', kind: 'ConfigMap' })).toEqual({ apiVersion: 'v1', kind: 'ConfigMap' });
+    expect(otherResourceKind({ apiVersion: 'v1', kind: 'Service' })).toEqual({ apiVersion: 'v1', kind: 'Service' });
+    expect(otherResourceKind({ apiVersion: 'argoproj.io/v1alpha1', kind: 'Application' })).toEqual({ apiVersion: 'argoproj.io/v1alpha1', kind: 'Application' });
+  });
+
+  it('leaves ours, switchyard.io mistakes and documents without apiVersion or kind to validation', () => {
+    expect(otherResourceKind({ apiVersion: 'v1', kind: 'Secret' })).toBeUndefined();
+    expect(otherResourceKind(source)).toBeUndefined();
+    expect(otherResourceKind({ apiVersion: 'switchyard.io/v1alpha1', kind: 'Sauce' })).toBeUndefined();
+    expect(otherResourceKind({ apiVersion: 'switchyard.io/v1', kind: 'Source' })).toBeUndefined();
+    expect(otherResourceKind({ apiVersion: 'switchyard.io', kind: 'Source' })).toBeUndefined();
+    expect(otherResourceKind({ kind: 'Deployment' })).toBeUndefined();
+    expect(otherResourceKind({ apiVersion: 'apps/v1' })).toBeUndefined();
+    expect(otherResourceKind({ apiVersion: 'apps/v1', kind: '' })).toBeUndefined();
+    expect(otherResourceKind(['x'])).toBeUndefined();
+    expect(otherResourceKind('text')).toBeUndefined();
+  });
+});
+
 describe('loadResources', () => {
+  it('skips documents of other API groups and kinds, and still refuses switchyard.io mistakes and documents without apiVersion or kind', async () => {
+    const dir = await tempDir();
+    const file = path.join(dir, 'mixed.yaml');
+    await writeFile(
+      file,
+      [
+        'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: app}\nspec: {replicas: 1}',
+        'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {a: b}',
+        'apiVersion: switchyard.io/v1alpha1\nkind: Source\nmetadata: {name: web}\nspec: {writeKey: {value: wk_test_123456}}',
+        'apiVersion: v1\nkind: Secret\nmetadata: {name: creds}\nstringData: {authorization: x}',
+        'apiVersion: switchyard.io/v1alpha1\nkind: Sauce\nmetadata: {name: s}',
+        'apiVersion: switchyard.io/v1beta1\nkind: Source\nmetadata: {name: old}',
+        'metadata: {name: nothing}',
+        'apiVersion: v1\nkind: Service\nmetadata: {name: svc}',
+      ].join('\n---\n'),
+    );
+    const { resources, problems, skipped } = await loadResources([dir]);
+    expect(resources.map((r) => r.resource.kind)).toEqual(['Source', 'Secret']);
+    expect(skipped).toEqual([
+      { origin: `${file}#0`, apiVersion: 'apps/v1', kind: 'Deployment' },
+      { origin: `${file}#1`, apiVersion: 'v1', kind: 'ConfigMap' },
+      { origin: `${file}#7`, apiVersion: 'v1', kind: 'Service' },
+    ]);
+    expect(problems).toEqual([
+      expect.objectContaining({ origin: `${file}#4`, path: '/kind', rule: 'enum', message: expect.stringContaining('switchyard.io/v1alpha1/Sauce') }),
+      expect.objectContaining({ origin: `${file}#5`, path: '/kind', rule: 'enum', message: expect.stringContaining('switchyard.io/v1beta1/Source') }),
+      expect.objectContaining({ origin: `${file}#6`, path: '/kind', rule: 'enum', message: expect.stringContaining('apiVersion/kind (none)/(none)') }),
+    ]);
+    expect(formatSkipped(skipped)).toBe('3 other resource(s) skipped (apps/v1 Deployment, v1 ConfigMap, v1 Service)');
+  });
+
   it('reads multi-document YAML from folders, reporting syntax errors and duplicates with their origin', async () => {
     const dir = await tempDir();
     await writeFile(

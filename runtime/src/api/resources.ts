@@ -2,7 +2,7 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { TSchema } from '@sinclair/typebox';
-import { API_VERSION } from './common.js';
+import { API_VERSION, GROUP } from './common.js';
 import { Integration } from './integration.js';
 import { Mapping } from './mapping.js';
 import { Secret } from './secret.js';
@@ -47,9 +47,33 @@ export function objectKey(r: { kind: string; metadata: { name: string; namespace
   return `${r.kind}/${r.metadata.namespace ?? DEFAULT_NAMESPACE}/${r.metadata.name}`;
 }
 
+/** A document of another API group or kind, left alone by Switchyard. */
+export interface SkippedResource {
+  origin: string;
+  apiVersion: string;
+  kind: string;
+}
+
+/**
+ * Tells whether a parsed document is some other Kubernetes object (a Deployment, a ConfigMap…)
+ * that Switchyard does not read: it has an `apiVersion` and a `kind`, and is neither of the
+ * `switchyard.io` group nor a v1 Secret. GitOps folders mix such manifests with ours.
+ * @returns `{apiVersion, kind}` of such a document, else undefined (ours, or not a Kubernetes object).
+ */
+export function otherResourceKind(doc: unknown): { apiVersion: string; kind: string } | undefined {
+  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) return undefined;
+  const { apiVersion, kind } = doc as { apiVersion?: unknown; kind?: unknown };
+  if (typeof apiVersion !== 'string' || typeof kind !== 'string' || !apiVersion || !kind) return undefined;
+  // A switchyard.io document with a wrong version or kind is a mistake in ours, not someone else's.
+  if (apiVersion === GROUP || apiVersion.startsWith(`${GROUP}/`)) return undefined;
+  if (apiVersion === 'v1' && kind === 'Secret') return undefined;
+  return { apiVersion, kind };
+}
+
 /**
  * Validates one parsed document against its kind's schema, applying schema defaults in place and
- * setting `metadata.namespace` to `default` when absent. Documents of other API groups are refused.
+ * setting `metadata.namespace` to `default` when absent. Documents of other API groups are refused
+ * (a forwarder config must hold ours); {@link loadResources} skips them first (see {@link otherResourceKind}).
  * @returns the problems (empty when valid).
  */
 export function validateDocument(doc: unknown, origin: string): { resource?: Resource; problems: ResourceProblem[] } {
@@ -66,7 +90,7 @@ export function validateDocument(doc: unknown, origin: string): { resource?: Res
           origin,
           path: '/kind',
           rule: 'enum',
-          message: `unsupported apiVersion/kind ${String(obj.apiVersion)}/${kind || '(none)'}; expected ${API_VERSION} Source, Integration or Mapping, or v1 Secret`,
+          message: `unsupported apiVersion/kind ${typeof obj.apiVersion === 'string' && obj.apiVersion ? obj.apiVersion : '(none)'}/${kind || '(none)'}; expected ${API_VERSION} Source, Integration or Mapping, or v1 Secret`,
         },
       ],
     };
@@ -115,14 +139,18 @@ export async function expandPaths(paths: string[]): Promise<string[]> {
 }
 
 /**
- * Reads and validates every document of the given files and folders.
- * @returns the valid resources, every problem found (schema, YAML syntax, duplicates), and the
+ * Reads and validates every document of the given files and folders. Documents of other API
+ * groups and kinds (see {@link otherResourceKind}) are skipped, not validated.
+ * @returns the valid resources, every problem found (schema, YAML syntax, duplicates), the
  * `Kind/namespace/name` keys of documents refused by their schema (so references to them can say
- * so instead of "not found").
+ * so instead of "not found"), and the skipped documents.
  * @throws SwitchyardError BAD_FILE when a path cannot be read.
  */
-export async function loadResources(paths: string[]): Promise<{ resources: LoadedResource[]; problems: ResourceProblem[]; invalid: Set<string> }> {
+export async function loadResources(
+  paths: string[],
+): Promise<{ resources: LoadedResource[]; problems: ResourceProblem[]; invalid: Set<string>; skipped: SkippedResource[] }> {
   const resources: LoadedResource[] = [];
+  const skipped: SkippedResource[] = [];
   const invalid = new Set<string>();
   const problems: ResourceProblem[] = [];
   const seen = new Map<string, string>();
@@ -136,6 +164,11 @@ export async function loadResources(paths: string[]): Promise<{ resources: Loade
     const parsed = parseYaml(text, file);
     problems.push(...parsed.problems);
     for (const { doc, origin } of parsed.docs) {
+      const other = otherResourceKind(doc);
+      if (other) {
+        skipped.push({ origin, ...other });
+        continue;
+      }
       const { resource, problems: p } = validateDocument(doc, origin);
       problems.push(...p);
       if (!resource) {
@@ -152,7 +185,13 @@ export async function loadResources(paths: string[]): Promise<{ resources: Loade
       resources.push({ resource, origin });
     }
   }
-  return { resources, problems, invalid };
+  return { resources, problems, invalid, skipped };
+}
+
+/** Summarises skipped documents for a terminal: `2 other resource(s) skipped (apps/v1 Deployment, v1 Service)`. */
+export function formatSkipped(skipped: SkippedResource[]): string {
+  const kinds = [...new Set(skipped.map((s) => `${s.apiVersion} ${s.kind}`))];
+  return `${skipped.length} other resource(s) skipped (${kinds.join(', ')})`;
 }
 
 /** Formats resource problems, one per line, for a terminal. */

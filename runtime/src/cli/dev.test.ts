@@ -89,9 +89,12 @@ describe('switchyard dev', () => {
   it('runs the example resources end to end: events posted to ingestion reach the webhook, mapped, and each delivery is shown', async () => {
     const [port, receiverPort, deadNatsPort] = [await freePort(), await freePort(), await freePort()];
     const store = await tempDir();
-    // Nothing listens on deadNatsPort: dev must start a supported nats-server of its own.
-    const run = dev(['-f', await examplesFor(receiverPort), '--port', String(port), '--receiver', String(receiverPort), '--nats-url', `nats://127.0.0.1:${deadNatsPort}`, '--nats-store', store]);
+    const examples = await examplesFor(receiverPort);
+    // Nothing listens on deadNatsPort: dev must start a supported nats-server of its own. The
+    // cluster manifests given too are not Switchyard's: skipped, not refused.
+    const run = dev(['-f', examples, path.join(examples, 'cluster/ingestion.yaml'), '--port', String(port), '--receiver', String(receiverPort), '--nats-url', `nats://127.0.0.1:${deadNatsPort}`, '--nats-store', store]);
     await run.wait(new RegExp(`switchyard dev: ingestion on http://127\\.0\\.0\\.1:${port} \\(NATS .*started locally, store ${store}\\)`));
+    await run.wait(/^  2 other resource\(s\) skipped \(apps\/v1 Deployment, v1 Service\)$/);
 
     const res = await track(port, 'dev-test-1');
     expect(res.statusCode).toBe(200);

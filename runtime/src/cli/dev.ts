@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { pino } from 'pino';
-import { formatResourceProblems, loadResources } from '../api/index.js';
+import { formatResourceProblems, formatSkipped, loadResources } from '../api/index.js';
 import { consumerBacklog, ensureIntegrationConsumer, startForwarder, type DeliveryRecord, type Forwarder } from '../forward/index.js';
 import { startIngestion } from '../ingestion/index.js';
 import { connectOrStartNats } from '../local/nats.js';
@@ -70,7 +70,7 @@ interface DevOptions {
 
 /**
  * `switchyard dev -f <files…>`: runs ingestion and every Integration's forwarder in one process
- * from YAML, the way the cluster would run them. NATS from `--nats-url`/`NATS_URL` (default
+ * from YAML, the way the cluster would run them; other Kubernetes objects among the files are skipped. NATS from `--nats-url`/`NATS_URL` (default
  * nats://127.0.0.1:4222); when none answers or it is too old, a local nats-server is started
  * (built with Go first when none is installed), storing in `--nats-store`.
  */
@@ -88,7 +88,7 @@ export function registerDev(program: Command, out: (s: string) => void, err: (s:
     .action(async (opts: DevOptions) => {
       // The human-readable lines below tell what happens; JSON logs only for warnings unless asked.
       const logger = pino({ level: process.env.LOG_LEVEL ?? 'warn', base: { app: 'switchyard' } }, pino.destination(2));
-      const { resources, problems, invalid } = await loadResources(opts.filename);
+      const { resources, problems, invalid, skipped } = await loadResources(opts.filename);
       const resolved = resolveLocal(resources, { invalid });
       problems.push(...resolved.problems);
       if (problems.length > 0) {
@@ -141,6 +141,7 @@ export function registerDev(program: Command, out: (s: string) => void, err: (s:
         const d = f.integration.spec.destination;
         out(`  integration ${f.integration.metadata.namespace}/${f.integration.metadata.name} → ${d.type} ${d.webhook?.url ?? ''} (mapping ${f.mapping.metadata.name})`);
       }
+      if (skipped.length > 0) out(`  ${formatSkipped(skipped)}`);
       if (opts.receiver) out(`  receiver on http://127.0.0.1:${opts.receiver}`);
       const example = plan.sources[0];
       if (example) {

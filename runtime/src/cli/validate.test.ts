@@ -21,6 +21,21 @@ describe('switchyard validate', () => {
     expect(r).toMatchObject({ code: 0, out: expect.stringMatching(/^5 resource\(s\) valid$/) });
   });
 
+  it('skips other Kubernetes objects in the files, says which, and exits 0', async () => {
+    const r = await run('validate', '-f', examples, path.join(examples, 'cluster/ingestion.yaml'));
+    expect(r).toMatchObject({ code: 0, err: '', out: '5 resource(s) valid; 2 other resource(s) skipped (apps/v1 Deployment, v1 Service)' });
+  });
+
+  it('still refuses a switchyard.io document of an unknown kind or version among other objects', async () => {
+    const dir = await tempDir();
+    await cp(examples, dir, { recursive: true });
+    await writeFile(path.join(dir, 'extra.yaml'), 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\napiVersion: switchyard.io/v1\nkind: Source\nmetadata: {name: s}\n');
+    const r = await run('validate', '-f', dir);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(`${path.join(dir, 'extra.yaml')}#1: /kind: unsupported apiVersion/kind switchyard.io/v1/Source`);
+    expect(r.err).toContain('1 problem(s)');
+  });
+
   it('names file, object, field and rule of each problem and exits 1', async () => {
     const dir = await tempDir();
     await cp(examples, dir, { recursive: true });
@@ -61,7 +76,12 @@ describe('switchyard validate', () => {
     await writeFile(path.join(dir, 'notes.txt'), 'not yaml');
     const r = await run('validate', '-f', dir);
     expect(r.code).toBe(1);
-    expect(r.err).toContain(`no resources found in ${dir}`);
+    expect(r.err).toContain(`no Switchyard resources found in ${dir}`);
+    // Only other objects: still a failure, naming what was skipped.
+    await writeFile(path.join(dir, 'svc.yaml'), 'apiVersion: v1\nkind: Service\nmetadata: {name: s}\n');
+    const others = await run('validate', '-f', dir);
+    expect(others.code).toBe(1);
+    expect(others.err).toContain(`no Switchyard resources found in ${dir} (files ending in .yaml, .yml or .json); 1 other resource(s) skipped (v1 Service)`);
   });
 
   it('says a reference points at a resource with errors, and explains path rules in words', async () => {

@@ -1,12 +1,12 @@
 import type { Command } from 'commander';
-import { formatResourceProblems, loadResources } from '../api/index.js';
+import { formatResourceProblems, formatSkipped, loadResources } from '../api/index.js';
 import { resolveLocal } from '../local/resolve.js';
 
 /**
  * `switchyard validate -f <files or folders…>`: checks resources offline against the schemas,
  * compiles every Mapping and checks references between them (Secrets only with
- * `--require-secrets`). Exit code 0 when all are valid, 1
- * otherwise (for GitOps CI).
+ * `--require-secrets`). Other Kubernetes objects among the files (Deployments, ConfigMaps…) are
+ * skipped and counted. Exit code 0 when all are valid, 1 otherwise (for GitOps CI).
  */
 export function registerValidate(program: Command, out: (s: string) => void, err: (s: string) => void): void {
   program
@@ -15,10 +15,13 @@ export function registerValidate(program: Command, out: (s: string) => void, err
     .requiredOption('-f, --filename <paths...>', 'files or folders (*.yaml, *.yml, *.json) to check')
     .option('--require-secrets', 'also fail when a referenced Secret is not among the files (Secrets usually live outside Git)', false)
     .action(async (opts: { filename: string[]; requireSecrets: boolean }) => {
-      const { resources, problems, invalid } = await loadResources(opts.filename);
+      const { resources, problems, invalid, skipped } = await loadResources(opts.filename);
       problems.push(...resolveLocal(resources, { requireSecrets: opts.requireSecrets, invalid }).problems);
+      // Naming what was skipped lets a typo in a switchyard.io apiVersion be noticed.
+      const skippedNote = skipped.length > 0 ? `; ${formatSkipped(skipped)}` : '';
       if (resources.length === 0 && problems.length === 0) {
-        err(`no resources found in ${opts.filename.join(', ')} (files ending in .yaml, .yml or .json)`);
+        // Still a failure, so a wrong path in CI cannot pass.
+        err(`no Switchyard resources found in ${opts.filename.join(', ')} (files ending in .yaml, .yml or .json)${skippedNote}`);
         process.exitCode = 1;
         return;
       }
@@ -28,6 +31,6 @@ export function registerValidate(program: Command, out: (s: string) => void, err
         process.exitCode = 1;
         return;
       }
-      out(`${resources.length} resource(s) valid`);
+      out(`${resources.length} resource(s) valid${skippedNote}`);
     });
 }
