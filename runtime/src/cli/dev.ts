@@ -8,7 +8,7 @@ import { formatResourceProblems, formatSkipped, loadResources } from '../api/ind
 import { consumerBacklog, ensureIntegrationConsumer, startForwarder, type DeliveryRecord, type Forwarder } from '../forward/index.js';
 import { startIngestion } from '../ingestion/index.js';
 import { connectOrStartNats } from '../local/nats.js';
-import { startReceiver, type ReceivedRequest } from '../local/receiver.js';
+import { formatReceived, startReceiver } from '../local/receiver.js';
 import { resolveLocal } from '../local/resolve.js';
 import { createRegistry } from '../metrics.js';
 import { ensureStreams } from '../nats/streams.js';
@@ -46,13 +46,6 @@ export async function assertPortsFree(host: string, ports: number[]): Promise<vo
       probe.listen(port, host, () => probe.close(() => resolve()));
     });
   }
-}
-
-/** One line per request the dev receiver got: method, path, the headers that matter, body. */
-export function formatReceived(r: ReceivedRequest): string {
-  const boring = new Set(['host', 'connection', 'content-length', 'content-type', 'accept', 'accept-encoding', 'user-agent']);
-  const headers = Object.fromEntries(Object.entries(r.headers).filter(([k]) => !boring.has(k)));
-  return `receiver ← ${r.method} ${r.url} headers=${JSON.stringify(headers)} body=${JSON.stringify(r.body)}`;
 }
 
 /** Store folder of the nats-server `dev` starts: kept between runs, so nothing accepted is lost. */

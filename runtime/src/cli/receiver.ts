@@ -1,19 +1,23 @@
 import type { Command } from 'commander';
-import { startReceiver } from '../local/receiver.js';
+import { formatReceived, startReceiver } from '../local/receiver.js';
 import { onShutdown } from './common.js';
 
-/** `switchyard receiver --port N`: a loopback webhook receiver printing every request, to try Integrations locally. */
+/**
+ * `switchyard receiver --port N`: a loopback webhook receiver printing every request (method, path,
+ * the headers that matter, body), to try Integrations locally or against a local cluster.
+ */
 export function registerReceiver(program: Command, out: (s: string) => void): void {
   program
     .command('receiver')
-    .description('run a local webhook receiver that answers 200 and prints every request')
+    .description('run a local webhook receiver that answers 200 and prints every request: method, path, headers that matter, body')
     .option('-p, --port <port>', 'port', '8788')
     .option('--host <host>', 'address', '127.0.0.1')
     .action(async (opts: { port: string; host: string }) => {
       const r = await startReceiver({
         port: Number(opts.port),
         host: opts.host,
-        onRequest: (req) => out(`${new Date(req.receivedAt).toISOString()} ${req.method} ${req.url} ${JSON.stringify(req.body)}`),
+        // The same lines as `dev --receiver`, headers included, so credentials can be checked.
+        onRequest: (req) => out(formatReceived(req)),
       });
       out(`receiver on ${r.url}`);
       await onShutdown(() => r.close());

@@ -12,8 +12,19 @@ export interface ReceivedRequest {
 }
 
 /**
+ * One line per request a receiver got (`switchyard dev --receiver` and `switchyard receiver`):
+ * method, path, the headers that matter (credentials and destination headers; transport ones
+ * left out), body.
+ */
+export function formatReceived(r: ReceivedRequest): string {
+  const boring = new Set(['host', 'connection', 'content-length', 'content-type', 'accept', 'accept-encoding', 'user-agent']);
+  const headers = Object.fromEntries(Object.entries(r.headers).filter(([k]) => !boring.has(k)));
+  return `receiver ← ${r.method} ${r.url} headers=${JSON.stringify(headers)} body=${JSON.stringify(r.body)}`;
+}
+
+/**
  * A loopback webhook receiver for local runs: answers 200 to every request and hands each one to
- * `onRequest` (the dev command prints them). Listens on `host:port` (port 0 = a free one).
+ * `onRequest` (the dev and receiver commands print them with {@link formatReceived}). Listens on `host:port` (port 0 = a free one).
  */
 export async function startReceiver(options: { port: number; host?: string; onRequest: (r: ReceivedRequest) => void }): Promise<{ url: string; port: number; server: Server; close(): Promise<void> }> {
   const server = createServer((req, res) => {
