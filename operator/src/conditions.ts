@@ -57,6 +57,7 @@ export const Reasons = {
   ConsumerRecreated: 'ConsumerRecreated',
   ConsumerInSync: 'ConsumerInSync',
   ConsumerDeleted: 'ConsumerDeleted',
+  ConsumerRestored: 'ConsumerRestored',
   ConsumerError: 'ConsumerError',
   NatsUnavailable: 'NatsUnavailable',
   Available: 'Available',

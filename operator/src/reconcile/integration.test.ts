@@ -164,8 +164,16 @@ test('drift is repaired: a consumer deleted by hand, a Deployment edited by hand
   await start();
   const before = await waitFor(() => consumer('shop-hook'), { what: 'the consumer' });
   await waitFor(async () => (await getResource(kc, 'integrations', ns, 'shop-hook'))?.status?.backlog === 0, { what: 'status with a backlog' });
+  await waitFor(async () => (await getResource(kc, 'integrations', ns, 'shop-hook'))?.status?.consumer?.name === before.name, { what: 'status.consumer' });
   await nats.fx.jsm.consumers.delete(nats.fx.streams.events.name, before.name);
-  await waitFor(() => consumer('shop-hook'), { what: 'the consumer re-created' });
+  // An event stored while the consumer is gone must not be skipped by its replacement.
+  const gap = await jetstream(nats.fx.nc).publish(`${nats.fx.streams.subjectPrefix}.events.${ns}.web.track`, JSON.stringify({ type: 'track', event: 'Gap', messageId: 'gap-1' }));
+  const after = await waitFor(() => consumer('shop-hook'), { what: 'the consumer re-created' });
+  expect(after.config).toMatchObject({ deliver_policy: 'by_start_sequence' });
+  expect(after.config.opt_start_seq).toBeLessThanOrEqual(gap.seq);
+  expect(after.num_pending).toBe(1);
+  const restored = await waitFor(async () => (await core.listNamespacedEvent({ namespace: ns })).items.find((e) => e.reason === 'ConsumerRestored'), { what: 'a ConsumerRestored Event' });
+  expect(restored.type).toBe('Warning');
 
   await waitFor(() => deployment('shop-hook'), { what: 'the Deployment' });
   await kubeRequest(kc, 'PATCH', `/apis/apps/v1/namespaces/${ns}/deployments/shop-hook-forwarder`, { spec: { replicas: 5, template: { spec: { containers: [{ name: 'forwarder', image: 'evil:latest' }] } } } }, 'application/strategic-merge-patch+json');

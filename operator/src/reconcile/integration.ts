@@ -1,5 +1,5 @@
 import type { V1Deployment } from '@kubernetes/client-node';
-import { JetStreamApiError } from '@nats-io/jetstream';
+import { JetStreamApiError, type ConsumerInfo } from '@nats-io/jetstream';
 import { compileMapping, consumerBacklog, deleteIntegrationConsumers, ensureIntegrationConsumer, normalizeIntegration } from '@switchyard/runtime';
 import { isNatsOutage } from '../nats.js';
 import { API_VERSION, type Integration, type Mapping } from '@switchyard/runtime/api';
@@ -133,12 +133,17 @@ export async function reconcileIntegration(ctx: ReconcileContext, namespace: str
   // JetStream consumer
   let consumerCondition: ConditionInput;
   let backlog = integration.status?.backlog;
+  let consumer = integration.status?.consumer;
   try {
-    const result = await ensureIntegrationConsumer(await ctx.nats.jsm(), ctx.settings.streams, spec, ctx.clock);
+    const result = await ensureIntegrationConsumer(await ctx.nats.jsm(), ctx.settings.streams, spec, ctx.clock, consumer ? { resumeAfter: consumer.ackFloor } : {});
     backlog ??= consumerBacklog(result.info);
+    consumer = { name: result.info.name, ackFloor: Math.max(result.info.ack_floor.stream_seq, result.resumedAt !== undefined ? result.resumedAt - 1 : 0) };
+    if (result.resumedAt !== undefined) {
+      void ctx.recorder.record(subject(integration), 'Warning', Reasons.ConsumerRestored, `JetStream consumer ${result.info.name} was missing; re-created to resume at stream sequence ${result.resumedAt}`);
+    }
     const reason = { created: Reasons.ConsumerCreated, updated: Reasons.ConsumerUpdated, recreated: Reasons.ConsumerRecreated, unchanged: Reasons.ConsumerInSync }[result.action];
     consumerCondition = { type: ConditionTypes.ConsumerReady, status: 'True', reason: Reasons.ConsumerInSync, message: `consumer ${result.info.name} on stream ${result.info.stream_name}` };
-    if (result.action !== 'unchanged') {
+    if (result.action !== 'unchanged' && result.resumedAt === undefined) {
       const what = result.changed?.length ? ` (${result.changed.join(', ')})` : '';
       ctx.logger.info({ integration: `${namespace}/${name}`, action: result.action, changed: result.changed }, 'consumer reconciled');
       void ctx.recorder.record(subject(integration), 'Normal', reason, `JetStream consumer ${result.info.name} ${result.action}${what}`);
@@ -171,7 +176,7 @@ export async function reconcileIntegration(ctx: ReconcileContext, namespace: str
 
   const parts = [mappingCondition, credentialsCondition, consumerCondition, deploymentCond];
   const ready = readyCondition(parts, paused ? { reason: Reasons.Paused, message: 'delivery paused; events wait in the stream' } : undefined);
-  await writeStatus(ctx, integration, [ready, ...parts], backlog);
+  await writeStatus(ctx, integration, [ready, ...parts], backlog, consumer);
   if (failure) throw failure;
   return {};
 }
@@ -184,33 +189,42 @@ function subject(integration: LiveIntegration) {
  * Writes status when it differs from the live one, then posts Events for condition transitions:
  * Warning when a part turns False, Normal when Ready turns True.
  */
-async function writeStatus(ctx: ReconcileContext, integration: LiveIntegration, conditions: ConditionInput[], backlog: number | undefined): Promise<void> {
+async function writeStatus(
+  ctx: ReconcileContext,
+  integration: LiveIntegration,
+  conditions: ConditionInput[],
+  backlog: number | undefined,
+  consumer = integration.status?.consumer,
+): Promise<void> {
   const previous = (integration.status?.conditions ?? []) as Condition[];
   const generation = integration.metadata.generation;
   const status: Record<string, unknown> = { observedGeneration: generation, conditions: mergeConditions(previous, conditions, generation, ctx.clock.now()) };
   if (backlog !== undefined) status.backlog = backlog;
+  if (consumer) status.consumer = consumer;
   if (jsonEqual(status, integration.status ?? {})) return;
   await patchStatus(ctx.clients, 'Integration', integration.metadata.namespace!, integration.metadata.name, status, (integration.status ?? {}) as Record<string, unknown>);
   ctx.metrics.statusWrites.inc({ kind: 'Integration' });
   for (const c of conditions) {
     const before = findCondition(previous, c.type);
     if (before?.status === c.status && before.reason === c.reason) continue;
-    if (c.type === ConditionTypes.Ready && c.status === 'True') void ctx.recorder.record(subject(integration), 'Normal', c.reason, c.message);
+    if (c.type === ConditionTypes.Ready && c.status === 'True' && before?.status !== 'True') void ctx.recorder.record(subject(integration), 'Normal', c.reason, c.message);
     else if (c.status === 'False' && WARN_ON.has(c.type)) void ctx.recorder.record(subject(integration), 'Warning', c.reason, c.message);
   }
 }
 
 /**
- * Refreshes `status.backlog` of one Integration from its consumer (pending + unacknowledged
- * events), writing only when the number changed. A missing consumer (deleted by hand) returns
+ * Refreshes `status.backlog` (pending + unacknowledged events) and `status.consumer` (its ack
+ * floor, where a lost consumer resumes) of one Integration from its consumer, writing only when
+ * they changed. A missing consumer (deleted by hand) returns
  * `missing: true` so the caller reconciles the Integration, which re-creates it.
  * @throws SwitchyardError NATS_UNAVAILABLE; ApiException from the status write.
  */
-export async function refreshBacklog(ctx: ReconcileContext, integration: LiveIntegration, info: { num_pending: number; num_ack_pending: number } | undefined): Promise<{ missing: boolean }> {
+export async function refreshBacklog(ctx: ReconcileContext, integration: LiveIntegration, info: ConsumerInfo | undefined): Promise<{ missing: boolean }> {
   if (!info) return { missing: true };
-  const backlog = consumerBacklog(info as never);
-  if (integration.status?.backlog === backlog || !integration.status) return { missing: false };
-  await patchStatus(ctx.clients, 'Integration', integration.metadata.namespace!, integration.metadata.name, { backlog });
+  const backlog = consumerBacklog(info);
+  const consumer = { name: info.name, ackFloor: info.ack_floor.stream_seq };
+  if (!integration.status || (integration.status.backlog === backlog && jsonEqual(integration.status.consumer, consumer))) return { missing: false };
+  await patchStatus(ctx.clients, 'Integration', integration.metadata.namespace!, integration.metadata.name, { backlog, consumer });
   ctx.metrics.statusWrites.inc({ kind: 'Integration' });
   return { missing: false };
 }

@@ -1,7 +1,7 @@
-import { Type, type TSchema } from '@sinclair/typebox';
+import type { TSchema } from '@sinclair/typebox';
 import { stringify } from 'yaml';
 import { GROUP, VERSION, CommonStatus } from './common.js';
-import { IntegrationSpec } from './integration.js';
+import { IntegrationSpec, IntegrationStatus } from './integration.js';
 import { CRD_RULE_DEPTH, FieldRule, MappingSpec } from './mapping.js';
 import { SourceSpec } from './source.js';
 
@@ -97,9 +97,7 @@ const KINDS: KindInfo[] = [
     singular: 'integration',
     shortNames: ['syint'],
     spec: IntegrationSpec,
-    status: CommonStatus({
-      backlog: Type.Optional(Type.Integer({ description: 'Events waiting for delivery, refreshed periodically.', minimum: 0 })),
-    }),
+    status: IntegrationStatus,
     printerColumns: [
       { name: 'Destination', type: 'string', jsonPath: '.spec.destination.type' },
       { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },

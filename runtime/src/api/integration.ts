@@ -122,17 +122,30 @@ export const IntegrationSpec = Type.Object(
 );
 export type IntegrationSpec = Static<typeof IntegrationSpec>;
 
+/** Integration status: conditions, backlog and the consumer as last observed. */
+export const IntegrationStatus = CommonStatus({
+  backlog: Type.Optional(Type.Integer({ description: 'Events waiting for delivery, refreshed periodically.', minimum: 0 })),
+  consumer: Type.Optional(
+    Type.Object(
+      {
+        name: Type.String({ description: 'The durable JetStream consumer on the events stream.' }),
+        ackFloor: Type.Integer({
+          description: 'Stream sequence up to which every event was acknowledged, as last observed. A consumer that is lost (deleted by hand, or with the server state) is re-created to resume right after it.',
+          minimum: 0,
+        }),
+      },
+      { description: "The Integration's JetStream consumer, as last observed.", additionalProperties: false },
+    ),
+  ),
+});
+
 export const Integration = Type.Object(
   {
     apiVersion: Type.Literal(API_VERSION),
     kind: Type.Literal('Integration'),
     metadata: ObjectMeta,
     spec: IntegrationSpec,
-    status: Type.Optional(
-      CommonStatus({
-        backlog: Type.Optional(Type.Integer({ description: 'Events waiting for delivery, refreshed periodically.', minimum: 0 })),
-      }),
-    ),
+    status: Type.Optional(IntegrationStatus),
   },
   { additionalProperties: false },
 );

@@ -235,6 +235,32 @@ describe('integration consumers', () => {
     expect(consumerBacklog(again.info)).toBe(seqs.length);
   });
 
+  it('resumes a lost consumer after the last observed ack floor, not at new events', async () => {
+    const { integration, durable, seqs } = await withEvents('lost', 6);
+    integration.spec.delivery.startAt = '2020-01-01T00:00:00Z';
+    await ensureIntegrationConsumer(fx.jsm, fx.streams, integration);
+    const msgs = await pull(durable, 3);
+    for (const m of msgs) await m.ackAck();
+    const floor = (await integrationConsumerInfo(fx.jsm, fx.streams, integration))!.ack_floor.stream_seq;
+    expect(floor).toBe(seqs[2]);
+    // Lost (deleted by hand); events keep arriving meanwhile.
+    await fx.jsm.consumers.delete(fx.streams.events.name, durable);
+    await publishEvents(fx.nc, fx.streams, integration.spec.sourceRefs[0]!.name, [trackEvent('lost-7')]);
+    const result = await ensureIntegrationConsumer(fx.jsm, fx.streams, integration, undefined, { resumeAfter: floor });
+    expect(result).toMatchObject({ action: 'created', resumedAt: seqs[3], info: { config: { deliver_policy: 'by_start_sequence', opt_start_seq: seqs[3] } } });
+    expect(consumerBacklog(result.info)).toBe(4);
+    expect((await next(durable))?.json<{ messageId: string }>().messageId).toBe('lost-4');
+    // An existing consumer ignores resumeAfter.
+    expect((await ensureIntegrationConsumer(fx.jsm, fx.streams, integration, undefined, { resumeAfter: 1 })).action).toBe('unchanged');
+  });
+
+  it('resumes from the first stored event when the stream is younger than the observed ack floor', async () => {
+    const { integration, durable } = await withEvents('reset', 2);
+    const result = await ensureIntegrationConsumer(fx.jsm, fx.streams, integration, undefined, { resumeAfter: 1_000_000_000 });
+    expect(result.info.config.deliver_policy).toBe('all');
+    expect((await next(durable))?.json<{ messageId: string }>().messageId).toBe('reset-1');
+  });
+
   it('deletes both consumers, and ignores missing ones', async () => {
     const integration = testIntegration(`d-${uid()}`, { url: 'http://x', sources: ['a'] });
     await ensureIntegrationConsumer(fx.jsm, fx.streams, integration);

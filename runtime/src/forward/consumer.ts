@@ -201,6 +201,8 @@ export interface IntegrationConsumerResult {
    * `unchanged`.
    */
   action: 'created' | 'updated' | 'recreated' | 'unchanged';
+  /** For `created` with `resumeAfter`: the stream sequence the new consumer starts at. */
+  resumedAt?: number;
   /**
    * Consumer config fields (JetStream names, e.g. `backoff`, `ack_policy`) that differed: for
    * `recreated`, those the server cannot update first. Absent for `created` and `unchanged`.
@@ -258,6 +260,18 @@ async function recreateConsumer(
 }
 
 /**
+ * The config of a consumer that must resume after stream sequence `after` (it existed and was
+ * lost): `by_start_sequence` at after + 1, or every stored event when the stream's last sequence
+ * is below `after` (the stream itself was re-created, so all it holds is new).
+ */
+async function resumeConfig(jsm: JetStreamManager, stream: string, desired: Partial<ConsumerConfig> & { durable_name: string }, after: number): Promise<Partial<ConsumerConfig> & { durable_name: string }> {
+  const { opt_start_time: _startTime, ...rest } = desired;
+  const { state } = await jsm.streams.info(stream);
+  if (state.last_seq < after) return { ...rest, deliver_policy: DeliverPolicy.All };
+  return { ...rest, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: after + 1 };
+}
+
+/**
  * Brings one consumer to `desired`: creates it, updates the fields that can be updated, or
  * re-creates it (see recreateConsumer) when a field must change that the server cannot update,
  * found by {@link immutableConsumerChanges} or by the server refusing the update.
@@ -266,11 +280,13 @@ async function reconcileConsumer(
   jsm: JetStreamManager,
   stream: string,
   desired: Partial<ConsumerConfig> & { durable_name: string },
+  resumeAfter?: number,
 ): Promise<IntegrationConsumerResult & { previous?: ConsumerInfo }> {
   let live = await consumerInfo(jsm, stream, desired.durable_name);
   if (!live) {
-    const created = await createConsumer(jsm, stream, desired);
-    if (!created.raced) return { info: created.info, action: 'created' };
+    const resume = resumeAfter === undefined ? undefined : await resumeConfig(jsm, stream, desired, resumeAfter);
+    const created = await createConsumer(jsm, stream, resume ?? desired);
+    if (!created.raced) return { info: created.info, action: 'created', ...(resume ? { resumedAt: resume.opt_start_seq ?? 1 } : {}) };
     live = created.info; // another process created it meanwhile: check it like an existing one
   }
   const delta = consumerUpdate(live.config, desired);
@@ -313,6 +329,11 @@ async function reconcileConsumer(
  *      skipped;
  *    - deliver policy and start time stay as created: `startAt` only matters at creation, and a
  *      change of it alone neither updates nor re-creates the consumer;
+ *    When it is missing but `options.resumeAfter` is given (the stream sequence the Integration's
+ *    consumer had acknowledged everything up to, as last observed), the consumer existed and was
+ *    lost (deleted by hand, or with the server's state): it is created to start right after that
+ *    sequence instead of at new events, so the events stored meanwhile are not skipped
+ *    (`resumedAt`); those acked since the observation are delivered once more (at-least-once);
  * 2. on the advisories stream, {@link advisoryConsumerConfig}, created when missing (never changed)
  *    starting at the events consumer's creation time (the replaced consumer's after a re-creation;
  *    `clock.now()` when the server reports none), so the forwarder dead-letters events JetStream
@@ -324,9 +345,15 @@ async function reconcileConsumer(
  * server refuses a configuration (other than as a field that cannot be updated), the consumer
  * vanishes during an update, or a stream is missing (run ensureStreams first).
  */
-export async function ensureIntegrationConsumer(jsm: JetStreamManager, streams: StreamSettings, integration: Integration, clock: Clock = systemClock): Promise<IntegrationConsumerResult> {
+export async function ensureIntegrationConsumer(
+  jsm: JetStreamManager,
+  streams: StreamSettings,
+  integration: Integration,
+  clock: Clock = systemClock,
+  options: { resumeAfter?: number } = {},
+): Promise<IntegrationConsumerResult> {
   const normalized = normalizeIntegration(integration);
-  const { previous, ...result } = await reconcileConsumer(jsm, streams.events.name, integrationConsumerConfig(streams, normalized));
+  const { previous, ...result } = await reconcileConsumer(jsm, streams.events.name, integrationConsumerConfig(streams, normalized), options.resumeAfter);
   const createdAt = previous?.created ?? result.info.created;
   const since = createdAt ? new Date(createdAt) : new Date(clock.now());
   const advisory = advisoryConsumerConfig(streams, normalized, since);
