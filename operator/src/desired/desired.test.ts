@@ -64,9 +64,11 @@ describe('forwarder ConfigMap and Deployment', () => {
     expect(configChecksum({ x: '1', y: '2' }, undefined)).not.toBe(a);
   });
 
-  test('a status change does not change the rendered config', () => {
+  test('status, pause, replicas and resources do not change the rendered config', () => {
     const withStatus = { ...integration(), status: { observedGeneration: 3, backlog: 10 } } as Integration;
     expect(forwarderConfig(withStatus, mapping)).toEqual(forwarderConfig(integration(), mapping));
+    expect(desiredConfigMap(integration({ paused: true, forwarder: { replicas: 4, resources: { limits: { memory: '1Gi' } } } }), mapping, settings)).toEqual(desiredConfigMap(integration(), mapping, settings));
+    expect(desiredConfigMap(integration({ delivery: { batchSize: 7 } as never }), mapping, settings)).not.toEqual(desiredConfigMap(integration(), mapping, settings));
   });
 
   test('label values stay within 63 characters and distinct', () => {

@@ -58,12 +58,16 @@ export function forwarderSettings(settings: Pick<OperatorSettings, 'nats' | 'str
 /**
  * The forwarder config file `{integration, mapping}` the runtime's `forward --config` reads
  * (runtime readForwarderConfig): both resources reduced to identity and spec, so status writes
- * never change it (and never roll the pods).
+ * never change it (and never roll the pods); `paused` and `forwarder` (replicas, resources) are left
+ * out too, since the Deployment itself carries them.
  */
 export function forwarderConfig(integration: Integration, mapping: Mapping): { integration: unknown; mapping: unknown } {
   const meta = (m: Integration['metadata']) => ({ name: m.name, namespace: m.namespace, ...(m.uid ? { uid: m.uid } : {}) });
+  // Pause and the Deployment's own shape (replicas, resources) do not reach the process: leaving
+  // them out keeps the checksum, so pausing scales the same ReplicaSet instead of rolling a new one.
+  const { paused: _paused, forwarder: _forwarder, ...spec } = integration.spec;
   return {
-    integration: { apiVersion: API_VERSION, kind: 'Integration', metadata: meta(integration.metadata), spec: integration.spec },
+    integration: { apiVersion: API_VERSION, kind: 'Integration', metadata: meta(integration.metadata), spec },
     mapping: { apiVersion: API_VERSION, kind: 'Mapping', metadata: meta(mapping.metadata), spec: mapping.spec },
   };
 }

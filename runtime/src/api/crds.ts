@@ -55,6 +55,8 @@ export function toStructural(schema: TSchema | JsonSchema, at = '#', defs = new 
     }
   }
   if (src.additionalProperties === true && src.properties) out['x-kubernetes-preserve-unknown-fields'] = true;
+  // `kubectl explain` shows descriptions only: state the default and bounds there too.
+  if (typeof out.description === 'string') out.description = describeLimits(out.description, out);
   // A field with a default is never missing once the API server has defaulted the object, and a
   // parent's `default: {}` must itself validate (the API server checks defaults without applying
   // the nested ones), so such fields are not listed as required.
@@ -65,6 +67,23 @@ export function toStructural(schema: TSchema | JsonSchema, at = '#', defs = new 
     else delete out.required;
   }
   return out;
+}
+
+/** Appends `Default: …` and the bounds of a schema node to its description, unless it states them. */
+function describeLimits(description: string, node: JsonSchema): string {
+  const parts: string[] = [];
+  const value = node.default;
+  const isEmpty = value !== null && typeof value === 'object' && Object.keys(value).length === 0;
+  if (value !== undefined && !isEmpty && !/\bDefault\b/.test(description)) parts.push(`Default: ${typeof value === 'string' ? value : JSON.stringify(value)}.`);
+  const range = (min: unknown, max: unknown, unit: string) => {
+    if (min !== undefined && max !== undefined) parts.push(`${unit} ${min}–${max}.`);
+    else if (min !== undefined) parts.push(`${unit} at least ${min}.`);
+    else if (max !== undefined) parts.push(`${unit} at most ${max}.`);
+  };
+  if (node.type === 'integer' || node.type === 'number') range(node.minimum, node.maximum, 'Range');
+  if (node.type === 'array' && (node.minItems !== undefined || node.maxItems !== undefined)) range(node.minItems, node.maxItems, 'Items');
+  if (parts.length === 0) return description;
+  return `${description.replace(/\s*$/, '')} ${parts.join(' ')}`;
 }
 
 interface KindInfo {
