@@ -22,33 +22,39 @@ const kc = cluster.kubeConfig();
 const { CoreV1Api } = await import('@kubernetes/client-node');
 const core = kc.makeApiClient(CoreV1Api);
 await core.createNamespace({ body: { metadata: { name: 'switchyard-system' } } });
-await core.createNamespacedConfigMap({ namespace: 'default', body: { metadata: { name: 'switchyard-nats' }, data: { url: nats.url } } });
+// examples/cluster/ingestion.yaml runs in the operator's default ingestion namespace and reads NATS from here.
+await core.createNamespacedConfigMap({ namespace: 'switchyard-system', body: { metadata: { name: 'switchyard-nats' }, data: { url: nats.url } } });
 const image = `ghcr.io/switchyard/runtime:${RUNTIME_VERSION}`;
 const node = await startFakeNode({ kubeConfig: kc, images: { [image]: { root: repoRoot, prefix: '/app' } } });
 const settings = path.join(cluster.dir, 'operator.yaml');
-await writeFile(settings, `# Operator settings for the local cluster\nnats:\n  servers: [${nats.url}]\ningestion:\n  namespace: default\nleaderElection:\n  namespace: switchyard-system\nmetricsPort: 8081\n`);
+// ingestion.namespace stays the default (switchyard-system), as in a real installation.
+await writeFile(settings, `# Operator settings for the local cluster\nnats:\n  servers: [${nats.url}]\nleaderElection:\n  namespace: switchyard-system\nmetricsPort: 8081\n`);
 
-let kubectl = '(not built: scripts/test-binaries.sh kubectl)';
+// The commands below name the pinned kubectl by its full path: another kubectl on PATH may be
+// too old for this API server, or be a wrapper bound to another cluster.
+let kubectl;
 try {
   const { execFileSync } = await import('node:child_process');
   kubectl = execFileSync(path.join(repoRoot, 'scripts/test-binaries.sh'), ['--cached', 'kubectl'], { encoding: 'utf8' }).trim();
 } catch {
-  // kubectl is optional: any kubectl works with the kubeconfig.
+  // kubectl is optional: any recent kubectl works with the kubeconfig.
 }
+const setK = kubectl ? `K=${kubectl}` : 'K=kubectl   # none built (scripts/test-binaries.sh kubectl builds the pinned one)';
 
 process.stdout.write(`
 local cluster ready
   API server   ${cluster.server}
   NATS         ${nats.url}
-  kubectl      ${kubectl}
+  kubectl      ${kubectl ?? '(not built: scripts/test-binaries.sh kubectl)'}
 
 In another terminal:
   export KUBECONFIG=${cluster.kubeconfigPath}
   npm run operator -- --settings ${settings}
 and in a third:
   export KUBECONFIG=${cluster.kubeconfigPath}
-  kubectl apply -f examples/ -f examples/cluster/ingestion.yaml
-  kubectl get integrations,sources,mappings,deployments,pods
+  ${setK}
+  $K apply -f examples/ -f examples/cluster/ingestion.yaml
+  $K get integrations,sources,mappings,deployments,pods -A
 
 Pods run here as processes; their ports are printed below as they start. Ctrl-C stops everything.
 `);
