@@ -157,10 +157,12 @@ test('events posted to the ingestion pod reach the receiver through the forwarde
   // A credentials change rolls the forwarder; later events carry the new header.
   const oldPod = await podOf('forwarder');
   await core.replaceNamespacedSecret({ name: 'hook-creds', namespace: ns, body: { metadata: { name: 'hook-creds' }, stringData: { Authorization: 'Bearer second' } } });
+  // The rollout starts the new pod first; until the old one is gone, either may take an event.
   await waitFor(async () => {
-    const pod = await podOf('forwarder');
-    return pod !== undefined && pod !== oldPod;
-  }, { what: 'a new forwarder pod', timeoutMs: 60_000 });
+    const pods = await core.listNamespacedPod({ namespace: ns, labelSelector: 'app.kubernetes.io/component=forwarder' });
+    const names = pods.items.map((p) => p.metadata!.name);
+    return names.length === 1 && names[0] !== oldPod && (await podOf('forwarder')) === names[0];
+  }, { what: 'the old forwarder pod replaced', timeoutMs: 60_000 });
   expect((await send('wk-e2e-web-1', { event: 'Order Completed', userId: 'u3', properties: { order_id: 'o-3' } })).status).toBe(200);
   await receiver.waitFor((rs) => rs.some((r) => r.body?.order === 'o-3'), 30_000);
   expect(receiver.requests.find((r) => r.body?.order === 'o-3')!.headers.authorization).toBe('Bearer second');
