@@ -3,6 +3,9 @@ import { CoordinationV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { Operator } from '../controller.js';
 import { useNatsFixture } from '../../../runtime/src/test-support/nats.js';
 import { createTestNamespace, deleteTestNamespace, testKubeConfig, waitFor } from '../test-support/kube.js';
+import { silentLogger } from '../../../runtime/src/logger.js';
+import { systemClock } from '../../../runtime/src/clock.js';
+import { LeaderElector } from './leader.js';
 import { createResource, getResource, startTestOperator, testOperatorSettings } from '../test-support/operator.js';
 
 jest.setTimeout(60_000);
@@ -76,6 +79,47 @@ test('a Lease held by a replica that stopped renewing is taken over only after i
     const lease = await coordination.readNamespacedLease({ name: 'switchyard-operator', namespace });
     expect(lease.spec).toMatchObject({ holderIdentity: 'replica-c', leaseTransitions: 5 });
   } finally {
+    await deleteTestNamespace(kc, namespace);
+  }
+});
+
+test('a leader that takes long to start keeps renewing, so no standby takes over meanwhile', async () => {
+  const namespace = await createTestNamespace(kc, 'slowlead');
+  const electors: LeaderElector[] = [];
+  try {
+    const leading: string[] = [];
+    const make = (identity: string, onStartedLeading: () => Promise<void>) =>
+      new LeaderElector({
+        kubeConfig: kc,
+        namespace,
+        leaseName: 'slow',
+        identity,
+        leaseDurationMs: 1000,
+        renewDeadlineMs: 800,
+        retryPeriodMs: 200,
+        clock: systemClock,
+        logger: silentLogger,
+        onStartedLeading: async () => {
+          leading.push(identity);
+          await onStartedLeading();
+        },
+        onStoppedLeading: () => undefined,
+      });
+    let release!: () => void;
+    const slow = make('slow', () => new Promise<void>((r) => (release = r)));
+    electors.push(slow);
+    slow.start();
+    await waitFor(() => leading.includes('slow'), { what: 'slow leading' });
+    const standby = make('standby', async () => undefined);
+    electors.push(standby);
+    standby.start();
+    // Three lease durations while the leader's start hangs.
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(leading).toEqual(['slow']);
+    expect(slow.isLeader).toBe(true);
+    release();
+  } finally {
+    for (const e of electors) await e.stop();
     await deleteTestNamespace(kc, namespace);
   }
 });

@@ -28,7 +28,7 @@ export interface LeaderElectorOptions {
  * the Lease change (so clock skew between replicas does not matter); updates carry the
  * resourceVersion, so two candidates never both win; the leader steps down when it cannot renew
  * within `renewDeadline`, before anyone else may take over; a graceful stop releases the Lease
- * so a standby takes over at once.
+ * so a standby takes over at once. The callbacks run one after another, never holding up renewals.
  */
 export class LeaderElector {
   private readonly api: CoordinationV1Api;
@@ -63,6 +63,7 @@ export class LeaderElector {
       await this.stepDown();
       await this.release().catch((err: unknown) => this.options.logger.warn({ err }, 'could not release the leader Lease'));
     }
+    await this.callbacks;
   }
 
   private schedule(delay: number): void {
@@ -87,22 +88,31 @@ export class LeaderElector {
       if (!this.leading) {
         this.leading = true;
         this.options.logger.info({ identity: this.options.identity, lease: this.options.leaseName }, 'became leader');
-        await this.options.onStartedLeading();
+        // Not awaited: renewals must go on while the leader starts (its caches may take long).
+        this.notify(this.options.onStartedLeading);
       }
     } else if (this.leading && now - this.lastRenew >= this.options.renewDeadlineMs) {
       this.options.logger.error({ identity: this.options.identity }, 'could not renew the leader Lease in time; stepping down');
-      await this.stepDown();
+      this.stepDown();
     } else if (this.leading && !ok && this.observedHolderIsOther) {
-      await this.stepDown();
+      this.stepDown();
     }
   }
 
   private observedHolderIsOther = false;
 
-  private async stepDown(): Promise<void> {
-    if (!this.leading) return;
+  /** Runs a callback after the previous one finished, never blocking the renew loop. */
+  private notify(callback: () => void | Promise<void>): Promise<void> {
+    this.callbacks = this.callbacks.then(callback).catch((err: unknown) => this.options.logger.error({ err }, 'leader election callback failed'));
+    return this.callbacks;
+  }
+
+  private callbacks: Promise<void> = Promise.resolve();
+
+  private stepDown(): Promise<void> {
+    if (!this.leading) return this.callbacks;
     this.leading = false;
-    await this.options.onStoppedLeading();
+    return this.notify(this.options.onStoppedLeading);
   }
 
   private async tryAcquireOrRenew(now: number): Promise<boolean> {
