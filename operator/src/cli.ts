@@ -1,8 +1,8 @@
 import { createServer } from 'node:http';
 import { Command } from 'commander';
 import { KubeConfig } from '@kubernetes/client-node';
-import { createLogger, RUNTIME_VERSION } from '@switchyard/runtime';
-import { startOperator } from './controller.js';
+import { createLogger, createRegistry, RUNTIME_VERSION } from '@switchyard/runtime';
+import { startOperator, type Operator } from './controller.js';
 import { loadOperatorSettings } from './settings.js';
 
 /**
@@ -28,25 +28,33 @@ export async function main(argv: string[]): Promise<void> {
   } catch (e) {
     throw new Error(`cannot load Kubernetes credentials (${opts.kubeconfig ?? process.env.KUBECONFIG ?? 'in-cluster'}): ${(e as Error).message}`);
   }
-  const operator = await startOperator({ kubeConfig, settings, logger });
-  let synced = false;
-  void operator.ready().then(() => (synced = true));
+  const registry = createRegistry();
+  let operator: Operator | undefined;
   const http = createServer((req, res) => {
     if (req.url === '/healthz') res.writeHead(200).end('ok');
     else if (req.url === '/readyz') {
-      const ok = synced || !operator.isLeader();
-      res.writeHead(ok ? 200 : 503).end(ok ? (operator.isLeader() ? 'leading' : 'standing by') : 'filling caches');
+      // A replica holding the Lease but not acting yet (caches not filled: CRDs missing, RBAC) is not ready.
+      const stuck = !operator || (operator.holdsLease() && !operator.isLeader());
+      res.writeHead(stuck ? 503 : 200).end(stuck ? 'starting, or leading while filling caches' : operator!.isLeader() ? 'leading' : 'standing by');
     } else if (req.url === '/metrics') {
-      operator.registry.metrics().then((text) => res.writeHead(200, { 'content-type': operator.registry.contentType }).end(text), () => res.writeHead(500).end());
+      registry.metrics().then((text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text), () => res.writeHead(500).end());
     } else res.writeHead(404).end();
   });
-  if (settings.metricsPort > 0) http.listen(settings.metricsPort);
+  // Listen first: a taken port fails before the operator campaigns for the Lease.
+  if (settings.metricsPort > 0) {
+    await new Promise<void>((resolve, reject) => {
+      http.once('error', (e) => reject(new Error(`cannot listen on metricsPort ${settings.metricsPort}: ${e.message}`)));
+      http.listen(settings.metricsPort, resolve);
+    });
+  }
+  operator = await startOperator({ kubeConfig, settings, logger, registry });
+  const running = operator;
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'stopping');
-    operator
+    running
       .stop()
       .then(() => http.close())
       .then(

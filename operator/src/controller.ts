@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import os from 'node:os';
 import type { KubeConfig, KubernetesObject, V1ConfigMap, V1Deployment, V1Secret } from '@kubernetes/client-node';
 import { createLogger, createRegistry, integrationConsumerInfo, parseDuration, systemClock, type Clock, type Logger } from '@switchyard/runtime';
@@ -12,19 +12,24 @@ import { LeaderElector } from './kube/leader.js';
 import { WorkQueue } from './kube/queue.js';
 import { operatorMetrics, type OperatorMetrics } from './metrics.js';
 import { NatsHandle } from './nats.js';
-import { jsonEqual, type Live, type ReconcileContext } from './reconcile/context.js';
+import { StatusMemo, type Live, type ReconcileContext } from './reconcile/context.js';
 import { integrationChanged, reconcileIntegration, refreshBacklog } from './reconcile/integration.js';
 import { reconcileMapping } from './reconcile/mapping.js';
-import { reconcileSources, SOURCES_KEY } from './reconcile/source.js';
+import { reconcileSources, SOURCES_QUEUE_KEY } from './reconcile/source.js';
 import type { OperatorSettings } from './settings.js';
+
+/** Longest time one reconcile may take before it counts as failed (and is retried), in ms. */
+export const RECONCILE_TIMEOUT_MS = 60_000;
 
 /** Options of {@link startOperator}. */
 export interface OperatorOptions {
   kubeConfig: KubeConfig;
   settings: Readonly<OperatorSettings>;
+  /** Default: a pino logger on stdout. */
   logger?: Logger;
   /** Metrics registry. Default: a new one with Node's default metrics. */
   registry?: Registry;
+  /** Default: the system clock. */
   clock?: Clock;
   /** Leader-election identity. Default: POD_NAME or the host name, plus a random suffix. */
   identity?: string;
@@ -34,9 +39,11 @@ export interface OperatorOptions {
 export interface Operator {
   readonly registry: Registry;
   readonly metrics: OperatorMetrics;
-  /** True while this replica leads (always true without leader election). */
+  /** True while this replica acts: it leads and its caches are filled (always leads without leader election). */
   isLeader(): boolean;
-  /** Resolves once this replica leads and its caches are filled. */
+  /** True while this replica holds the Lease, acting or still filling its caches. */
+  holdsLease(): boolean;
+  /** Resolves the first time this replica acts. */
   ready(): Promise<void>;
   /** Stops acting, releases the Lease and closes connections. Resolves when reconciles in progress are done. */
   stop(): Promise<void>;
@@ -45,7 +52,7 @@ export interface Operator {
 type Key = { kind: 'Integration' | 'Mapping'; namespace: string; name: string } | { kind: 'Sources' };
 
 function parseKey(key: string): Key {
-  if (key === SOURCES_KEY) return { kind: 'Sources' };
+  if (key === SOURCES_QUEUE_KEY) return { kind: 'Sources' };
   const [kind, namespace, name] = key.split('/') as ['Integration' | 'Mapping', string, string];
   return { kind, namespace, name };
 }
@@ -57,7 +64,9 @@ const keyOf = (kind: 'Integration' | 'Mapping', o: { metadata: { name: string; n
  * while holding it: informers for Integrations, Mappings, Sources, Secrets and the Deployments and
  * ConfigMaps it owns feed a keyed work queue; `workers` reconcile at once, never two for one key;
  * failures retry with per-key backoff; everything is queued again every `resyncPeriod`, and the
- * Integrations' backlogs are refreshed every `backlogInterval`. Losing the Lease stops all of it.
+ * Integrations' backlogs are refreshed every `backlogInterval` (through the same queue, so one
+ * resource never has two writers). Losing the Lease stops all of it at once, even a start still
+ * filling its caches.
  */
 export async function startOperator(options: OperatorOptions): Promise<Operator> {
   const { kubeConfig, settings } = options;
@@ -65,43 +74,47 @@ export async function startOperator(options: OperatorOptions): Promise<Operator>
   const clock = options.clock ?? systemClock;
   const registry = options.registry ?? createRegistry();
   const clients = kubeClients(kubeConfig);
-  let session: Session | undefined;
+  let current: Session | undefined;
+  let acting = false;
   let readyResolve!: () => void;
   const readyPromise = new Promise<void>((r) => (readyResolve = r));
-  const metrics = operatorMetrics(registry, () => session?.queue.depth ?? 0);
+  const metrics = operatorMetrics(registry, () => current?.queue.depth ?? 0);
   const nats = new NatsHandle(settings.nats, settings.streams, logger);
-  let transition: Promise<void> = Promise.resolve();
 
   const lead = () => {
-    transition = transition.then(async () => {
-      session = await startSession({ clients, settings, logger, clock, metrics, nats });
-      metrics.leader.set(1);
-      readyResolve();
-    });
-    return transition;
+    if (current) return;
+    const session = new Session({ clients, settings, logger, clock, metrics, nats });
+    current = session;
+    session.start().then(
+      (started) => {
+        if (!started || current !== session) return;
+        acting = true;
+        metrics.leader.set(1);
+        readyResolve();
+      },
+      (err: unknown) => logger.error({ err }, 'could not start acting'),
+    );
   };
-  const follow = () => {
-    transition = transition.then(async () => {
-      metrics.leader.set(0);
-      const s = session;
-      session = undefined;
-      await s?.stop();
-    });
-    return transition;
+  const follow = async () => {
+    const session = current;
+    current = undefined;
+    acting = false;
+    metrics.leader.set(0);
+    await session?.stop();
   };
 
   let elector: LeaderElector | undefined;
-  const le = settings.leaderElection;
-  if (le.enabled) {
+  const election = settings.leaderElection;
+  if (election.enabled) {
     const identity = options.identity ?? `${process.env.POD_NAME ?? os.hostname()}_${randomBytes(4).toString('hex')}`;
     elector = new LeaderElector({
       kubeConfig,
-      namespace: le.namespace ?? process.env.POD_NAMESPACE ?? settings.ingestion.namespace,
-      leaseName: le.leaseName,
+      namespace: election.namespace ?? process.env.POD_NAMESPACE ?? settings.ingestion.namespace,
+      leaseName: election.leaseName,
       identity,
-      leaseDurationMs: parseDuration(le.leaseDuration),
-      renewDeadlineMs: parseDuration(le.renewDeadline),
-      retryPeriodMs: parseDuration(le.retryPeriod),
+      leaseDurationMs: parseDuration(election.leaseDuration),
+      renewDeadlineMs: parseDuration(election.renewDeadline),
+      retryPeriodMs: parseDuration(election.retryPeriod),
       clock,
       logger,
       onStartedLeading: lead,
@@ -109,205 +122,259 @@ export async function startOperator(options: OperatorOptions): Promise<Operator>
     });
     elector.start();
   } else {
-    await lead();
+    lead();
   }
 
   return {
     registry,
     metrics,
-    isLeader: () => session !== undefined,
+    isLeader: () => acting,
+    holdsLease: () => (elector ? elector.isLeader : true),
     ready: () => readyPromise,
     async stop() {
-      if (elector) await elector.stop();
+      // Stop acting first (this also ends a start still filling caches), then give up the Lease.
       await follow();
+      if (elector) await elector.stop();
       await nats.close();
     },
   };
 }
 
-interface Session {
-  queue: WorkQueue;
-  stop(): Promise<void>;
+interface SessionDeps {
+  clients: KubeClients;
+  settings: Readonly<OperatorSettings>;
+  logger: Logger;
+  clock: Clock;
+  metrics: OperatorMetrics;
+  nats: NatsHandle;
 }
 
-/** What one term as leader runs: informers, queue, workers and timers. */
-async function startSession(deps: { clients: KubeClients; settings: Readonly<OperatorSettings>; logger: Logger; clock: Clock; metrics: OperatorMetrics; nats: NatsHandle }): Promise<Session> {
-  const { clients, settings, logger, clock, metrics, nats } = deps;
-  const queue = new WorkQueue({
-    baseDelayMs: parseDuration(settings.retry.baseDelay),
-    maxDelayMs: parseDuration(settings.retry.maxDelay),
-    onResult: (key, outcome, ms) => {
-      const kind = parseKey(key).kind;
-      metrics.reconciles.inc({ kind, result: outcome });
-      metrics.duration.observe({ kind }, ms / 1000);
-    },
-  });
-  const seen = new Map<string, Live<Integration>>();
-  const scopes = settings.namespaces.length ? settings.namespaces : [undefined];
+/** One informer per namespace in scope (or one cluster-wide), merged behind one cache. */
+class InformerSet<T extends object> {
+  readonly all: ResilientInformer<KubernetesObject>[];
 
-  /** One informer per namespace in scope (or one cluster-wide), merged behind one cache. */
-  // Custom resources arrive as plain JSON (string timestamps), hence the loose object type here.
-  function informers<T extends object>(name: string, pathOf: (ns?: string) => string, list: (ns?: string) => Promise<unknown>, onEvent: (e: InformerEvent, o: T) => void, labelSelector?: string, scopeList: Array<string | undefined> = scopes) {
-    const all = scopeList.map(
+  constructor(
+    deps: SessionDeps,
+    name: string,
+    pathOf: (ns?: string) => string,
+    list: (ns?: string) => Promise<unknown>,
+    onEvent: (e: InformerEvent, o: T) => void,
+    labelSelector?: string,
+  ) {
+    const scopes = deps.settings.namespaces.length ? deps.settings.namespaces : [undefined];
+    // Custom resources arrive as plain JSON (string timestamps), hence the loose object type here.
+    this.all = scopes.map(
       (ns) =>
         new ResilientInformer<KubernetesObject>({
           name: ns ? `${name}/${ns}` : name,
-          kubeConfig: clients.kubeConfig,
+          kubeConfig: deps.clients.kubeConfig,
           path: pathOf(ns),
           list: () => list(ns) as never,
           ...(labelSelector ? { labelSelector } : {}),
           onEvent: onEvent as (e: InformerEvent, o: KubernetesObject) => void,
-          logger,
+          logger: deps.logger,
         }),
     );
-    return {
-      all,
-      get: (n: string, ns?: string) => all.map((i) => i.get(n, ns)).find(Boolean) as T | undefined,
-      list: (ns?: string) => all.flatMap((i) => i.list(ns)) as unknown as T[],
+  }
+
+  get(name: string, namespace?: string): T | undefined {
+    return this.all.map((i) => i.get(name, namespace)).find(Boolean) as T | undefined;
+  }
+
+  list(namespace?: string): T[] {
+    return this.all.flatMap((i) => i.list(namespace)) as unknown as T[];
+  }
+}
+
+/** SHA-256 of a Secret's data: enough to tell a change, without keeping the values. */
+const dataHash = (s: V1Secret) => createHash('sha256').update(JSON.stringify(Object.entries(s.data ?? {}).sort())).digest('hex');
+
+/** What one term as leader runs: informers, queue, workers and timers. */
+class Session {
+  readonly queue: WorkQueue;
+  private readonly informerSets: InformerSet<object>[];
+  private readonly ctx: ReconcileContext;
+  private readonly timers: NodeJS.Timeout[] = [];
+  /** Integration keys that need a full reconcile; a key queued without it only refreshes its backlog. */
+  private readonly fullReconcile = new Set<string>();
+  private readonly sourceHolders = new Set<string>();
+  private stopped = false;
+  private starting: Promise<boolean> | undefined;
+
+  constructor(private readonly deps: SessionDeps) {
+    const { clients, settings, logger, clock, metrics, nats } = deps;
+    this.queue = new WorkQueue({
+      baseDelayMs: parseDuration(settings.retry.baseDelay),
+      maxDelayMs: parseDuration(settings.retry.maxDelay),
+      timeoutMs: RECONCILE_TIMEOUT_MS,
+      onResult: (key, outcome, ms) => {
+        const kind = parseKey(key).kind;
+        metrics.reconciles.inc({ kind, result: outcome });
+        metrics.duration.observe({ kind }, ms / 1000);
+      },
+    });
+    const queue = this.queue;
+    const reconcile = (key: string) => {
+      if (key.startsWith('Integration/')) this.fullReconcile.add(key);
+      queue.add(key);
+    };
+    const customPath = (plural: string) => (ns?: string) => (ns ? `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${plural}` : `/apis/${GROUP}/${VERSION}/${plural}`);
+    const customList = (plural: string) => (ns?: string) =>
+      ns ? clients.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural }) : clients.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural });
+    const managed = `${Labels.managedBy}=${MANAGED_BY}`;
+    const enqueueOwner = (_e: InformerEvent, o: { metadata?: KubernetesObject['metadata'] }) => {
+      const owner = o.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'Integration');
+      if (owner) reconcile(`Integration/${o.metadata!.namespace}/${owner.name}`);
+    };
+    // What an update must change to need a reconcile (status writes of ours do not).
+    const identity = (o: { metadata: { generation?: number; uid?: string } }) => `${o.metadata.uid}/${o.metadata.generation}`;
+
+    const seen = new Map<string, Live<Integration>>();
+    const integrations = new InformerSet<Live<Integration>>(deps, 'integrations', customPath(PLURALS.Integration), customList(PLURALS.Integration), (e, o) => {
+      const key = keyOf('Integration', o);
+      const before = seen.get(key);
+      if (e === 'delete') seen.delete(key);
+      else seen.set(key, o);
+      if (e === 'update' && !integrationChanged(before, o)) return;
+      reconcile(key);
+      // Mapping status counts its users: the old and the new Mapping.
+      queue.add(`Mapping/${o.metadata.namespace}/${o.spec.mappingRef.name}`);
+      if (before && before.spec.mappingRef.name !== o.spec.mappingRef.name) queue.add(`Mapping/${o.metadata.namespace}/${before.spec.mappingRef.name}`);
+    });
+    const mappingVersions = new Map<string, string>();
+    const mappings = new InformerSet<Live<Mapping>>(deps, 'mappings', customPath(PLURALS.Mapping), customList(PLURALS.Mapping), (e, o) => {
+      const key = keyOf('Mapping', o);
+      const changed = e !== 'update' || mappingVersions.get(key) !== identity(o);
+      if (e === 'delete') mappingVersions.delete(key);
+      else mappingVersions.set(key, identity(o));
+      if (!changed) return;
+      queue.add(key);
+      for (const i of integrations.list(o.metadata.namespace)) if (i.spec.mappingRef.name === o.metadata.name) reconcile(keyOf('Integration', i));
+    });
+    const sourceVersions = new Map<string, string>();
+    const sources = new InformerSet<Live<Source>>(deps, 'sources', customPath(PLURALS.Source), customList(PLURALS.Source), (e, o) => {
+      const key = `${o.metadata.namespace}/${o.metadata.name}`;
+      const changed = e !== 'update' || sourceVersions.get(key) !== identity(o);
+      if (e === 'delete') sourceVersions.delete(key);
+      else sourceVersions.set(key, identity(o));
+      if (changed) queue.add(SOURCES_QUEUE_KEY);
+    });
+    const secretVersions = new Map<string, string>();
+    const secrets = new InformerSet<V1Secret>(
+      deps,
+      'secrets',
+      (ns) => (ns ? `/api/v1/namespaces/${ns}/secrets` : '/api/v1/secrets'),
+      (ns) => (ns ? clients.core.listNamespacedSecret({ namespace: ns }) : clients.core.listSecretForAllNamespaces()),
+      (e, o) => {
+        const ns = o.metadata!.namespace!;
+        const name = o.metadata!.name!;
+        const key = `${ns}/${name}`;
+        const hash = `${o.metadata!.uid}/${dataHash(o)}`;
+        const changed = e !== 'update' || secretVersions.get(key) !== hash;
+        if (e === 'delete') secretVersions.delete(key);
+        else secretVersions.set(key, hash);
+        if (!changed) return;
+        // Our own output, edited or deleted by hand: write it again (a no-op when it is as desired).
+        if (ns === settings.ingestion.namespace && name === settings.ingestion.sourcesSecret) return queue.add(SOURCES_QUEUE_KEY);
+        for (const i of integrations.list(ns)) if (i.spec.credentialsSecretRef?.name === name) reconcile(keyOf('Integration', i));
+        if (sources.list(ns).some((s) => s.spec.writeKey.secretKeyRef?.name === name)) queue.add(SOURCES_QUEUE_KEY);
+      },
+    );
+    const deployments = new InformerSet<V1Deployment>(
+      deps,
+      'deployments',
+      (ns) => (ns ? `/apis/apps/v1/namespaces/${ns}/deployments` : '/apis/apps/v1/deployments'),
+      (ns) => (ns ? clients.apps.listNamespacedDeployment({ namespace: ns, labelSelector: managed }) : clients.apps.listDeploymentForAllNamespaces({ labelSelector: managed })),
+      enqueueOwner,
+      managed,
+    );
+    const configMaps = new InformerSet<V1ConfigMap>(
+      deps,
+      'configmaps',
+      (ns) => (ns ? `/api/v1/namespaces/${ns}/configmaps` : '/api/v1/configmaps'),
+      (ns) => (ns ? clients.core.listNamespacedConfigMap({ namespace: ns, labelSelector: managed }) : clients.core.listConfigMapForAllNamespaces({ labelSelector: managed })),
+      enqueueOwner,
+      managed,
+    );
+    this.informerSets = [secrets, mappings, sources, deployments, configMaps, integrations] as InformerSet<object>[];
+    this.ctx = {
+      clients,
+      settings,
+      nats,
+      recorder: new EventRecorder(clients.core, clock, logger),
+      metrics,
+      clock,
+      logger,
+      statusMemo: new StatusMemo(),
+      cache: { integrations, mappings, sources, secrets, deployments, configMaps },
     };
   }
 
-  const customPath = (plural: string) => (ns?: string) => (ns ? `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${plural}` : `/apis/${GROUP}/${VERSION}/${plural}`);
-  const customList = (plural: string) => (ns?: string) =>
-    (ns ? clients.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural }) : clients.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural })) as Promise<never>;
-  const managed = `${Labels.managedBy}=${MANAGED_BY}`;
+  /** Fills the caches, then starts workers and timers; false when stopped meanwhile. */
+  start(): Promise<boolean> {
+    this.starting ??= this.doStart();
+    return this.starting;
+  }
 
-  const enqueueOwner = (_e: InformerEvent, o: { metadata?: KubernetesObject['metadata'] }) => {
-    const owner = o.metadata?.ownerReferences?.find((r) => r.controller && r.kind === 'Integration');
-    if (owner) queue.add(`Integration/${o.metadata!.namespace}/${owner.name}`);
-  };
-
-  const integrations = informers<Live<Integration>>('integrations', customPath(PLURALS.Integration), customList(PLURALS.Integration), (e, o) => {
-    const key = keyOf('Integration', o);
-    const before = seen.get(key);
-    if (e === 'delete') seen.delete(key);
-    else seen.set(key, o);
-    if (e === 'update' && !integrationChanged(before, o)) return; // a status write of ours
-    queue.add(key);
-    // Mapping status counts its users: the old and the new Mapping.
-    queue.add(`Mapping/${o.metadata.namespace}/${o.spec.mappingRef.name}`);
-    if (before && before.spec.mappingRef.name !== o.spec.mappingRef.name) queue.add(`Mapping/${o.metadata.namespace}/${before.spec.mappingRef.name}`);
-  });
-  const mappingGenerations = new Map<string, number | undefined>();
-  const mappings = informers<Live<Mapping>>('mappings', customPath(PLURALS.Mapping), customList(PLURALS.Mapping), (e, o) => {
-    const key = keyOf('Mapping', o);
-    const changed = e !== 'update' || mappingGenerations.get(key) !== o.metadata.generation;
-    if (e === 'delete') mappingGenerations.delete(key);
-    else mappingGenerations.set(key, o.metadata.generation);
-    if (!changed) return;
-    queue.add(key);
-    for (const i of integrations.list(o.metadata.namespace)) if (i.spec.mappingRef.name === o.metadata.name) queue.add(keyOf('Integration', i));
-  });
-  const sourceGenerations = new Map<string, number | undefined>();
-  const sources = informers<Live<Source>>('sources', customPath(PLURALS.Source), customList(PLURALS.Source), (e, o) => {
-    const key = `${o.metadata.namespace}/${o.metadata.name}`;
-    const changed = e !== 'update' || sourceGenerations.get(key) !== o.metadata.generation;
-    if (e === 'delete') sourceGenerations.delete(key);
-    else sourceGenerations.set(key, o.metadata.generation);
-    if (changed) queue.add(SOURCES_KEY);
-  });
-  const secretVersions = new Map<string, unknown>();
-  const secrets = informers<V1Secret>(
-    'secrets',
-    (ns) => (ns ? `/api/v1/namespaces/${ns}/secrets` : '/api/v1/secrets'),
-    (ns) => (ns ? clients.core.listNamespacedSecret({ namespace: ns }) : clients.core.listSecretForAllNamespaces()),
-    (e, o) => {
-      const ns = o.metadata!.namespace!;
-      const name = o.metadata!.name!;
-      if (ns === settings.ingestion.namespace && name === settings.ingestion.sourcesSecret) return; // our own output
-      const key = `${ns}/${name}`;
-      const changed = e !== 'update' || !jsonEqual(secretVersions.get(key), o.data ?? {});
-      if (e === 'delete') secretVersions.delete(key);
-      else secretVersions.set(key, o.data ?? {});
-      if (!changed) return;
-      for (const i of integrations.list(ns)) if (i.spec.credentialsSecretRef?.name === name) queue.add(keyOf('Integration', i));
-      if (sources.list(ns).some((s) => s.spec.writeKey.secretKeyRef?.name === name)) queue.add(SOURCES_KEY);
-    },
-  );
-  const deployments = informers<V1Deployment>(
-    'deployments',
-    (ns) => (ns ? `/apis/apps/v1/namespaces/${ns}/deployments` : '/apis/apps/v1/deployments'),
-    (ns) => (ns ? clients.apps.listNamespacedDeployment({ namespace: ns, labelSelector: managed }) : clients.apps.listDeploymentForAllNamespaces({ labelSelector: managed })),
-    enqueueOwner,
-    managed,
-  );
-  const configMaps = informers<V1ConfigMap>(
-    'configmaps',
-    (ns) => (ns ? `/api/v1/namespaces/${ns}/configmaps` : '/api/v1/configmaps'),
-    (ns) => (ns ? clients.core.listNamespacedConfigMap({ namespace: ns, labelSelector: managed }) : clients.core.listConfigMapForAllNamespaces({ labelSelector: managed })),
-    enqueueOwner,
-    managed,
-  );
-
-  const ctx: ReconcileContext = {
-    clients,
-    settings,
-    nats,
-    recorder: new EventRecorder(clients.core, clock, logger),
-    metrics,
-    clock,
-    logger,
-    cache: { integrations, mappings, sources, secrets, deployments, configMaps },
-  };
-
-  // Caches first, so the first reconciles see every object.
-  const every: ResilientInformer<KubernetesObject>[] = [secrets, mappings, sources, deployments, configMaps, integrations].flatMap((i) => i.all);
-  await Promise.all(every.map((i) => i.start()));
-  queue.add(SOURCES_KEY);
-
-  const sourceHolders = new Set<string>();
-  queue.start(
-    settings.workers,
-    async (key) => {
-      const k = parseKey(key);
-      if (k.kind === 'Sources') return reconcileSources(ctx, sourceHolders);
-      if (k.kind === 'Mapping') return reconcileMapping(ctx, k.namespace, k.name);
-      return reconcileIntegration(ctx, k.namespace, k.name);
-    },
-    (key, err) => logger.warn({ key, err: err instanceof Error ? { message: err.message, code: (err as { code?: unknown }).code } : err, failures: queue.failuresOf(key) + 1 }, 'reconcile failed; retrying with backoff'),
-  );
-
-  const resyncAll = () => {
-    for (const i of integrations.list()) queue.add(keyOf('Integration', i));
-    for (const m of mappings.list()) queue.add(keyOf('Mapping', m));
-    queue.add(SOURCES_KEY);
-  };
-  const resync = setInterval(resyncAll, parseDuration(settings.resyncPeriod));
-  resync.unref();
-
-  let refreshing = false;
-  const refresh = async () => {
-    if (refreshing) return;
-    refreshing = true;
-    try {
-      const jsm = await nats.jsm();
-      for (const integration of integrations.list()) {
-        if (integration.metadata.deletionTimestamp || !integration.status) continue;
-        try {
-          const info = await integrationConsumerInfo(jsm, settings.streams, integration as Integration);
-          const { missing } = await refreshBacklog(ctx, integration, info);
-          if (missing) queue.add(keyOf('Integration', integration)); // deleted by hand: re-create
-        } catch (err) {
-          logger.warn({ err: (err as Error).message, integration: keyOf('Integration', integration) }, 'backlog refresh failed');
-        }
+  private async doStart(): Promise<boolean> {
+    const { settings, logger } = this.deps;
+    const informers = this.informerSets.flatMap((s) => s.all);
+    // Caches first, so the first reconciles see every object.
+    await Promise.all(informers.map((i) => i.start()));
+    if (this.stopped) return false;
+    this.queue.add(SOURCES_QUEUE_KEY);
+    for (const i of this.ctx.cache.integrations.list()) this.fullReconcile.add(keyOf('Integration', i));
+    this.queue.start(settings.workers, (key) => this.handle(key), (key, err) =>
+      logger.warn({ key, err: err instanceof Error ? { message: err.message, code: (err as { code?: unknown }).code } : err, failures: this.queue.failuresOf(key) }, 'reconcile failed; retrying with backoff'),
+    );
+    const every = (ms: number, fn: () => void) => {
+      const t = setInterval(fn, ms);
+      t.unref();
+      this.timers.push(t);
+    };
+    every(parseDuration(settings.resyncPeriod), () => {
+      for (const i of this.ctx.cache.integrations.list()) {
+        this.fullReconcile.add(keyOf('Integration', i));
+        this.queue.add(keyOf('Integration', i));
       }
-    } catch (err) {
-      logger.warn({ err: (err as Error).message }, 'backlog refresh failed');
-    } finally {
-      refreshing = false;
-    }
-  };
-  const backlogTimer = setInterval(() => void refresh(), parseDuration(settings.backlogInterval));
-  backlogTimer.unref();
-  logger.info({ namespaces: settings.namespaces.length ? settings.namespaces : 'all' }, 'operator acting');
+      for (const m of this.ctx.cache.mappings.list()) this.queue.add(keyOf('Mapping', m));
+      this.queue.add(SOURCES_QUEUE_KEY);
+    });
+    // A backlog refresh is a light pass of the Integration's own key: never beside its reconcile.
+    every(parseDuration(settings.backlogInterval), () => {
+      for (const i of this.ctx.cache.integrations.list()) if (i.status && !i.metadata.deletionTimestamp) this.queue.add(keyOf('Integration', i));
+    });
+    for (const i of this.ctx.cache.integrations.list()) this.queue.add(keyOf('Integration', i));
+    logger.info({ namespaces: settings.namespaces.length ? settings.namespaces : 'all' }, 'operator acting');
+    return true;
+  }
 
-  return {
-    queue,
-    async stop() {
-      clearInterval(resync);
-      clearInterval(backlogTimer);
-      await Promise.all(every.map((i) => i.stop()));
-      await queue.shutdown();
-    },
-  };
+  private async handle(key: string): Promise<void> {
+    const k = parseKey(key);
+    if (k.kind === 'Sources') return void (await reconcileSources(this.ctx, this.sourceHolders));
+    if (k.kind === 'Mapping') return void (await reconcileMapping(this.ctx, k.namespace, k.name));
+    const full = this.fullReconcile.delete(key);
+    const integration = this.ctx.cache.integrations.get(k.name, k.namespace);
+    if (!full && integration?.status && !integration.metadata.deletionTimestamp) {
+      const info = await integrationConsumerInfo(await this.ctx.nats.jsm(), this.deps.settings.streams, integration as Integration);
+      const { missing } = await refreshBacklog(this.ctx, integration, info);
+      if (!missing) return;
+      this.deps.logger.warn({ integration: key }, 'JetStream consumer missing; reconciling');
+    }
+    try {
+      await reconcileIntegration(this.ctx, k.namespace, k.name);
+    } catch (e) {
+      this.fullReconcile.add(key); // the retry must be a full reconcile again
+      throw e;
+    }
+  }
+
+  /** Stops informers (ending a start in progress), timers and workers; waits for reconciles in progress. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    await Promise.all(this.informerSets.flatMap((s) => s.all).map((i) => i.stop()));
+    await this.starting?.catch(() => undefined);
+    await this.queue.shutdown();
+  }
 }

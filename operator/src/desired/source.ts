@@ -4,7 +4,7 @@ import type { Source } from '@switchyard/runtime/api';
 import { Labels, MANAGED_BY, Reasons, type ConditionInput, ConditionTypes } from '../conditions.js';
 
 /** Key of the sources Secret holding the ingestion's sources file. */
-export const SOURCES_KEY = 'sources.yaml';
+export const SOURCES_FILE_KEY = 'sources.yaml';
 
 /** What resolving one Source gave: its entry in the sources file, or why it has none. */
 export interface ResolvedSource {
@@ -70,6 +70,6 @@ export function desiredSourcesSecret(resolved: readonly ResolvedSource[], namesp
     kind: 'Secret',
     metadata: { name, namespace, labels: { [Labels.name]: 'switchyard', [Labels.component]: 'ingestion', [Labels.managedBy]: MANAGED_BY } },
     type: 'Opaque',
-    stringData: { [SOURCES_KEY]: `${JSON.stringify({ sources }, null, 2)}\n` },
+    stringData: { [SOURCES_FILE_KEY]: `${JSON.stringify({ sources }, null, 2)}\n` },
   };
 }

@@ -26,8 +26,9 @@ export interface ResilientInformerOptions<T extends KubernetesObject> {
 /**
  * A client-node informer (list + watch + cache) that comes back after errors. client-node's
  * informer stops for good when a list or watch fails (API server restart, expired credentials,
- * network), so each error schedules a restart with exponential backoff; after a restart the
- * list brings the cache up to date and reports what changed meanwhile.
+ * network), so each error schedules a restart with exponential backoff; a restart resumes the
+ * watch from the last resourceVersion, or lists again (reporting what changed meanwhile) when the
+ * server no longer has it (410 Gone).
  */
 export class ResilientInformer<T extends KubernetesObject> {
   private readonly informer: Informer<T> & ObjectCache<T>;
@@ -50,7 +51,7 @@ export class ResilientInformer<T extends KubernetesObject> {
     return this.synced;
   }
 
-  /** Starts watching; resolves once the first list filled the cache (retrying until it does). */
+  /** Starts watching; resolves once the first list filled the cache (retrying until it does, or until stop()). */
   async start(): Promise<void> {
     this.stopped = false;
     for (;;) {
@@ -68,7 +69,10 @@ export class ResilientInformer<T extends KubernetesObject> {
       }
       clearTimeout(this.timer);
       this.timer = undefined;
-      await new Promise((r) => setTimeout(r, this.delay()));
+      const delay = this.delay();
+      // Logged every time: a resource that cannot be listed (CRD missing, RBAC) must be visible.
+      this.options.logger.warn({ informer: this.options.name, err: errorText(this.lastError), retryInMs: delay }, 'list failed; retrying');
+      await new Promise((r) => setTimeout(r, delay));
       if (this.stopped) return;
     }
   }
@@ -114,4 +118,10 @@ export class ResilientInformer<T extends KubernetesObject> {
     }, delay);
     this.timer.unref();
   }
+}
+
+function errorText(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  const code = (err as { code?: unknown } | null)?.code;
+  return code !== undefined ? `HTTP ${String(code)}` : String(err);
 }

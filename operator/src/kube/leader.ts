@@ -77,12 +77,25 @@ export class LeaderElector {
   private async attempt(): Promise<void> {
     const now = this.options.clock.now();
     let ok = false;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      ok = await this.tryAcquireOrRenew(now);
+      // A request that hangs (API server unreachable) must not keep a leader acting past its
+      // deadline: give up on it in time to step down.
+      const budget = this.leading ? Math.max(1, this.options.renewDeadlineMs - (now - this.lastRenew)) : this.options.renewDeadlineMs;
+      const timeout = new Promise<boolean>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`Lease request took longer than ${budget} ms`)), budget);
+      });
+      ok = await Promise.race([this.tryAcquireOrRenew(now), timeout]);
     } catch (err) {
       this.options.logger.warn({ err, lease: this.options.leaseName }, 'leader Lease request failed');
+    } finally {
+      clearTimeout(timer);
     }
-    if (!this.running) return;
+    if (!this.running) {
+      // Acquired while stopping: give it back so a standby need not wait for it to expire.
+      if (ok && !this.leading) await this.release().catch(() => undefined);
+      return;
+    }
     if (ok) {
       this.lastRenew = now;
       if (!this.leading) {
@@ -91,10 +104,10 @@ export class LeaderElector {
         // Not awaited: renewals must go on while the leader starts (its caches may take long).
         this.notify(this.options.onStartedLeading);
       }
-    } else if (this.leading && now - this.lastRenew >= this.options.renewDeadlineMs) {
+    } else if (this.leading && this.options.clock.now() - this.lastRenew >= this.options.renewDeadlineMs) {
       this.options.logger.error({ identity: this.options.identity }, 'could not renew the leader Lease in time; stepping down');
       this.stepDown();
-    } else if (this.leading && !ok && this.observedHolderIsOther) {
+    } else if (this.leading && this.observedHolderIsOther) {
       this.stepDown();
     }
   }

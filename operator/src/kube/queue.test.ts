@@ -56,3 +56,18 @@ test('a failing reconcile is retried and reported; requeueAfter brings a key bac
   expect(errors).toHaveLength(2);
   expect(outcomes).toEqual(expect.arrayContaining(['flaky:error', 'flaky:success', 'again:requeue', 'again:success']));
 });
+
+test('a reconcile that hangs past timeoutMs counts as failed and is retried', async () => {
+  const outcomes: string[] = [];
+  const queue = new WorkQueue({ baseDelayMs: 5, maxDelayMs: 5, timeoutMs: 30, onResult: (_k, outcome) => outcomes.push(outcome) });
+  let calls = 0;
+  const errors: string[] = [];
+  queue.start(1, async () => {
+    if (++calls === 1) await new Promise(() => undefined); // never settles
+  }, (_k, e) => errors.push((e as Error).message));
+  queue.add('stuck');
+  for (let i = 0; i < 100 && !outcomes.includes('success'); i++) await tick();
+  await queue.shutdown();
+  expect(outcomes).toEqual(['error', 'success']);
+  expect(errors[0]).toContain('took longer than 30 ms');
+});

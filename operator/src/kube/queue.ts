@@ -9,6 +9,11 @@ export interface WorkQueueOptions {
   baseDelayMs: number;
   /** Longest retry delay in ms. */
   maxDelayMs: number;
+  /**
+   * Longest a reconcile may take, in ms: then it counts as failed and the key is retried with
+   * backoff, so one hung API call cannot stall a worker (or a shutdown) for good. Default: none.
+   */
+  timeoutMs?: number;
   /** Called after each handled key, for metrics. */
   onResult?: (key: string, outcome: 'success' | 'error' | 'requeue', durationMs: number) => void;
 }
@@ -95,7 +100,7 @@ export class WorkQueue {
       if (key === undefined) return;
       const started = Date.now();
       try {
-        const result = await handler(key);
+        const result = await this.withTimeout(key, handler(key));
         this.forget(key);
         if (result?.requeueAfterMs !== undefined) this.addAfter(key, result.requeueAfterMs);
         this.options.onResult?.(key, result?.requeueAfterMs !== undefined ? 'requeue' : 'success', Date.now() - started);
@@ -107,6 +112,16 @@ export class WorkQueue {
         this.done(key);
       }
     }
+  }
+
+  private withTimeout<T>(key: string, work: Promise<T>): Promise<T> {
+    const ms = this.options.timeoutMs;
+    if (!ms) return work;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`reconcile of ${key} took longer than ${ms} ms`)), ms);
+    });
+    return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
   }
 
   private async next(): Promise<string | undefined> {

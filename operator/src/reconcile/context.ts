@@ -37,6 +37,7 @@ export interface ReconcileContext {
   metrics: OperatorMetrics;
   clock: Clock;
   logger: Logger;
+  statusMemo: StatusMemo;
   cache: {
     integrations: Cache<Live<Integration>>;
     mappings: Cache<Live<Mapping>>;
@@ -67,4 +68,33 @@ function canonical(value: unknown): string {
     }
     return v;
   });
+}
+
+/**
+ * The last status each resource was given by this operator, keyed by `Kind/namespace/name`. A
+ * reconcile may run before the informer shows that write (e.g. queued again by the Deployment it
+ * just applied); comparing against the stale cached status would write again, move
+ * lastTransitionTime and post the same Events twice. So while the cache still shows the object
+ * the write was based on, the remembered status counts.
+ */
+export class StatusMemo {
+  private readonly written = new Map<string, { basedOn: string | undefined; status: Record<string, unknown> }>();
+
+  /** The freshest known status of `key`, given the object the cache holds. */
+  current(key: string, live: { metadata: { resourceVersion?: string }; status?: unknown }): Record<string, unknown> {
+    const memo = this.written.get(key);
+    if (memo && memo.basedOn === live.metadata.resourceVersion) return memo.status;
+    this.written.delete(key);
+    return (live.status ?? {}) as Record<string, unknown>;
+  }
+
+  /** Records that `status` was written over the object at `basedOn` (its resourceVersion then). */
+  remember(key: string, basedOn: string | undefined, status: Record<string, unknown>): void {
+    this.written.set(key, { basedOn, status });
+  }
+
+  /** Forgets `key` (the object is gone). */
+  forget(key: string): void {
+    this.written.delete(key);
+  }
 }

@@ -77,8 +77,9 @@ export async function reconcileIntegration(ctx: ReconcileContext, namespace: str
       await writeStatus(ctx, integration, [ready, ...others], integration.status?.backlog);
       throw e;
     }
-    void ctx.recorder.record(subject(integration), 'Normal', Reasons.ConsumerDeleted, 'JetStream consumer deleted; finalizer removed');
     await patchFinalizers(ctx.clients, 'Integration', namespace, name, integration.metadata.resourceVersion, finalizers.filter((f) => f !== FINALIZER));
+    ctx.statusMemo.forget(`Integration/${namespace}/${name}`);
+    void ctx.recorder.record(subject(integration), 'Normal', Reasons.ConsumerDeleted, 'JetStream consumer deleted; finalizer removed');
     ctx.logger.info({ integration: `${namespace}/${name}` }, 'consumer deleted; finalizer removed');
     return {};
   }
@@ -132,8 +133,9 @@ export async function reconcileIntegration(ctx: ReconcileContext, namespace: str
 
   // JetStream consumer
   let consumerCondition: ConditionInput;
-  let backlog = integration.status?.backlog;
-  let consumer = integration.status?.consumer;
+  const known = ctx.statusMemo.current(`Integration/${namespace}/${name}`, integration) as NonNullable<Integration['status']>;
+  let backlog = known.backlog;
+  let consumer = known.consumer;
   try {
     const result = await ensureIntegrationConsumer(await ctx.nats.jsm(), ctx.settings.streams, spec, ctx.clock, consumer ? { resumeAfter: consumer.ackFloor } : {});
     backlog ??= consumerBacklog(result.info);
@@ -141,9 +143,9 @@ export async function reconcileIntegration(ctx: ReconcileContext, namespace: str
     if (result.resumedAt !== undefined) {
       void ctx.recorder.record(subject(integration), 'Warning', Reasons.ConsumerRestored, `JetStream consumer ${result.info.name} was missing; re-created to resume at stream sequence ${result.resumedAt}`);
     }
-    const reason = { created: Reasons.ConsumerCreated, updated: Reasons.ConsumerUpdated, recreated: Reasons.ConsumerRecreated, unchanged: Reasons.ConsumerInSync }[result.action];
     consumerCondition = { type: ConditionTypes.ConsumerReady, status: 'True', reason: Reasons.ConsumerInSync, message: `consumer ${result.info.name} on stream ${result.info.stream_name}` };
     if (result.action !== 'unchanged' && result.resumedAt === undefined) {
+      const reason = { created: Reasons.ConsumerCreated, updated: Reasons.ConsumerUpdated, recreated: Reasons.ConsumerRecreated }[result.action];
       const what = result.changed?.length ? ` (${result.changed.join(', ')})` : '';
       ctx.logger.info({ integration: `${namespace}/${name}`, action: result.action, changed: result.changed }, 'consumer reconciled');
       void ctx.recorder.record(subject(integration), 'Normal', reason, `JetStream consumer ${result.info.name} ${result.action}${what}`);
@@ -169,9 +171,12 @@ export async function reconcileIntegration(ctx: ReconcileContext, namespace: str
     }
   } else {
     const live = ctx.cache.deployments.get(`${name}-forwarder`, namespace);
-    deploymentCond = live
-      ? { ...deploymentCondition(live, paused), ...(deploymentCondition(live, paused).status === 'True' ? { message: 'running the last good configuration; see the other conditions' } : {}) }
-      : { type: ConditionTypes.DeploymentAvailable, status: 'False', reason: Reasons.WaitingForDependencies, message: 'waiting for the Mapping and the credentials Secret' };
+    const liveCondition = live ? deploymentCondition(live, paused) : undefined;
+    deploymentCond = !liveCondition
+      ? { type: ConditionTypes.DeploymentAvailable, status: 'False', reason: Reasons.WaitingForDependencies, message: 'waiting for the Mapping and the credentials Secret' }
+      : liveCondition.status === 'True'
+        ? { ...liveCondition, message: 'running the last good configuration; see the other conditions' }
+        : liveCondition;
   }
 
   const parts = [mappingCondition, credentialsCondition, consumerCondition, deploymentCond];
@@ -196,13 +201,16 @@ async function writeStatus(
   backlog: number | undefined,
   consumer = integration.status?.consumer,
 ): Promise<void> {
-  const previous = (integration.status?.conditions ?? []) as Condition[];
+  const key = `Integration/${integration.metadata.namespace}/${integration.metadata.name}`;
+  const current = ctx.statusMemo.current(key, integration);
+  const previous = (current.conditions ?? []) as Condition[];
   const generation = integration.metadata.generation;
   const status: Record<string, unknown> = { observedGeneration: generation, conditions: mergeConditions(previous, conditions, generation, ctx.clock.now()) };
   if (backlog !== undefined) status.backlog = backlog;
   if (consumer) status.consumer = consumer;
-  if (jsonEqual(status, integration.status ?? {})) return;
-  await patchStatus(ctx.clients, 'Integration', integration.metadata.namespace!, integration.metadata.name, status, (integration.status ?? {}) as Record<string, unknown>);
+  if (jsonEqual(status, current)) return;
+  await patchStatus(ctx.clients, 'Integration', integration.metadata.namespace!, integration.metadata.name, status, current);
+  ctx.statusMemo.remember(key, integration.metadata.resourceVersion, status);
   ctx.metrics.statusWrites.inc({ kind: 'Integration' });
   for (const c of conditions) {
     const before = findCondition(previous, c.type);
@@ -221,10 +229,13 @@ async function writeStatus(
  */
 export async function refreshBacklog(ctx: ReconcileContext, integration: LiveIntegration, info: ConsumerInfo | undefined): Promise<{ missing: boolean }> {
   if (!info) return { missing: true };
+  const key = `Integration/${integration.metadata.namespace}/${integration.metadata.name}`;
+  const current = ctx.statusMemo.current(key, integration);
   const backlog = consumerBacklog(info);
-  const consumer = { name: info.name, ackFloor: info.ack_floor.stream_seq };
-  if (!integration.status || (integration.status.backlog === backlog && jsonEqual(integration.status.consumer, consumer))) return { missing: false };
+  const consumer = { ...(current.consumer as object), name: info.name, ackFloor: info.ack_floor.stream_seq };
+  if (!integration.status || (current.backlog === backlog && jsonEqual(current.consumer, consumer))) return { missing: false };
   await patchStatus(ctx.clients, 'Integration', integration.metadata.namespace!, integration.metadata.name, { backlog, consumer });
+  ctx.statusMemo.remember(key, integration.metadata.resourceVersion, { ...current, backlog, consumer });
   ctx.metrics.statusWrites.inc({ kind: 'Integration' });
   return { missing: false };
 }

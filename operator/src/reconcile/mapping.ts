@@ -21,11 +21,14 @@ export async function reconcileMapping(ctx: ReconcileContext, namespace: string,
   } catch (e) {
     ready = { type: ConditionTypes.Ready, status: 'False', reason: Reasons.MappingInvalid, message: (e as Error).message };
   }
-  const previous = (mapping.status?.conditions ?? []) as Condition[];
+  const key = `Mapping/${namespace}/${name}`;
+  const current = ctx.statusMemo.current(key, mapping);
+  const previous = (current.conditions ?? []) as Condition[];
   const generation = mapping.metadata.generation;
   const status = { observedGeneration: generation, conditions: mergeConditions(previous, [ready], generation, ctx.clock.now()) };
-  if (jsonEqual(status, mapping.status ?? {})) return {};
-  await patchStatus(ctx.clients, 'Mapping', namespace, name, status, (mapping.status ?? {}) as Record<string, unknown>);
+  if (jsonEqual(status, current)) return {};
+  await patchStatus(ctx.clients, 'Mapping', namespace, name, status, current);
+  ctx.statusMemo.remember(key, mapping.metadata.resourceVersion, status);
   ctx.metrics.statusWrites.inc({ kind: 'Mapping' });
   const before = findCondition(previous, ConditionTypes.Ready);
   if (before?.status !== ready.status) {

@@ -6,7 +6,7 @@ import type { ReconcileResult } from '../kube/queue.js';
 import { jsonEqual, secretData, type ReconcileContext } from './context.js';
 
 /** Queue key of the one reconcile that handles every Source together. */
-export const SOURCES_KEY = 'Sources';
+export const SOURCES_QUEUE_KEY = 'Sources';
 
 /**
  * Reconciles every Source at once, since write keys must be unique across them (`holders`: the
@@ -34,12 +34,15 @@ export async function reconcileSources(ctx: ReconcileContext, holders: Set<strin
   for (const { source, condition } of resolved) {
     const live = ctx.cache.sources.get(source.metadata.name, source.metadata.namespace);
     if (!live) continue;
-    const previous = (live.status?.conditions ?? []) as Condition[];
+    const key = `Source/${live.metadata.namespace}/${live.metadata.name}`;
+    const current = ctx.statusMemo.current(key, live);
+    const previous = (current.conditions ?? []) as Condition[];
     const generation = live.metadata.generation;
     const ready = readyCondition([condition], { reason: Reasons.Ready, message: 'the ingestion accepts this write key' });
     const status = { observedGeneration: generation, conditions: mergeConditions(previous, [ready, condition], generation, ctx.clock.now()) };
-    if (jsonEqual(status, live.status ?? {})) continue;
-    await patchStatus(ctx.clients, 'Source', live.metadata.namespace!, live.metadata.name, status, (live.status ?? {}) as Record<string, unknown>);
+    if (jsonEqual(status, current)) continue;
+    await patchStatus(ctx.clients, 'Source', live.metadata.namespace!, live.metadata.name, status, current);
+    ctx.statusMemo.remember(key, live.metadata.resourceVersion, status);
     ctx.metrics.statusWrites.inc({ kind: 'Source' });
     if (findCondition(previous, ConditionTypes.Ready)?.status !== ready.status) {
       void ctx.recorder.record({ apiVersion: API_VERSION, kind: 'Source', metadata: live.metadata as never }, ready.status === 'True' ? 'Normal' : 'Warning', ready.reason, ready.message);
