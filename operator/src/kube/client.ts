@@ -50,15 +50,17 @@ export type SwitchyardKind = keyof typeof PLURALS;
 /**
  * Writes `status` of a Switchyard resource with a JSON merge patch on the status subresource
  * (RFC 7386); keys of `previous` missing from `status` are sent as null so they are removed.
+ * @returns the resourceVersion of the object after the write.
  * @throws ApiException (404 when the resource is gone).
  */
-export async function patchStatus(clients: KubeClients, kind: SwitchyardKind, namespace: string, name: string, status: Record<string, unknown>, previous: Record<string, unknown> = {}): Promise<void> {
+export async function patchStatus(clients: KubeClients, kind: SwitchyardKind, namespace: string, name: string, status: Record<string, unknown>, previous: Record<string, unknown> = {}): Promise<string | undefined> {
   const body: Record<string, unknown> = { ...status };
   for (const key of Object.keys(previous)) if (!(key in status)) body[key] = null;
-  await clients.custom.patchNamespacedCustomObjectStatus(
+  const written = (await clients.custom.patchNamespacedCustomObjectStatus(
     { group: GROUP, version: VERSION, namespace, plural: PLURALS[kind], name, body: { status: body }, fieldManager: FIELD_MANAGER },
     setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-  );
+  )) as { metadata?: { resourceVersion?: string } };
+  return written.metadata?.resourceVersion;
 }
 
 /**

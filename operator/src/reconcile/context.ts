@@ -72,25 +72,32 @@ function canonical(value: unknown): string {
 
 /**
  * The last status each resource was given by this operator, keyed by `Kind/namespace/name`. A
- * reconcile may run before the informer shows that write (e.g. queued again by the Deployment it
- * just applied); comparing against the stale cached status would write again, move
- * lastTransitionTime and post the same Events twice. So while the cache still shows the object
- * the write was based on, the remembered status counts.
+ * reconcile may run before the informer shows that write (e.g. queued again by the finalizer or
+ * the Deployment it just wrote); comparing against the stale cached status would write again,
+ * move lastTransitionTime and post the same Events twice. Only the operator writes these
+ * statuses, so the remembered one counts until the cache shows the object as of that write or
+ * later (resourceVersions of one resource grow; they are compared as numbers when both are).
  */
 export class StatusMemo {
-  private readonly written = new Map<string, { basedOn: string | undefined; status: Record<string, unknown> }>();
+  private readonly written = new Map<string, { resourceVersion: string | undefined; status: Record<string, unknown> }>();
 
   /** The freshest known status of `key`, given the object the cache holds. */
   current(key: string, live: { metadata: { resourceVersion?: string }; status?: unknown }): Record<string, unknown> {
     const memo = this.written.get(key);
-    if (memo && memo.basedOn === live.metadata.resourceVersion) return memo.status;
-    this.written.delete(key);
-    return (live.status ?? {}) as Record<string, unknown>;
+    const cached = (live.status ?? {}) as Record<string, unknown>;
+    if (!memo) return cached;
+    const seen = live.metadata.resourceVersion;
+    const caughtUp = seen === memo.resourceVersion || (isInteger(seen) && isInteger(memo.resourceVersion) && BigInt(seen!) >= BigInt(memo.resourceVersion!));
+    if (caughtUp || memo.resourceVersion === undefined) {
+      this.written.delete(key);
+      return cached;
+    }
+    return memo.status;
   }
 
-  /** Records that `status` was written over the object at `basedOn` (its resourceVersion then). */
-  remember(key: string, basedOn: string | undefined, status: Record<string, unknown>): void {
-    this.written.set(key, { basedOn, status });
+  /** Records that `status` was written, giving the object `resourceVersion`. */
+  remember(key: string, resourceVersion: string | undefined, status: Record<string, unknown>): void {
+    this.written.set(key, { resourceVersion, status });
   }
 
   /** Forgets `key` (the object is gone). */
@@ -98,3 +105,5 @@ export class StatusMemo {
     this.written.delete(key);
   }
 }
+
+const isInteger = (v: string | undefined): boolean => v !== undefined && /^[0-9]+$/.test(v);

@@ -209,8 +209,8 @@ async function writeStatus(
   if (backlog !== undefined) status.backlog = backlog;
   if (consumer) status.consumer = consumer;
   if (jsonEqual(status, current)) return;
-  await patchStatus(ctx.clients, 'Integration', integration.metadata.namespace!, integration.metadata.name, status, current);
-  ctx.statusMemo.remember(key, integration.metadata.resourceVersion, status);
+  const version = await patchStatus(ctx.clients, 'Integration', integration.metadata.namespace!, integration.metadata.name, status, current);
+  ctx.statusMemo.remember(key, version, status);
   ctx.metrics.statusWrites.inc({ kind: 'Integration' });
   for (const c of conditions) {
     const before = findCondition(previous, c.type);
@@ -234,8 +234,8 @@ export async function refreshBacklog(ctx: ReconcileContext, integration: LiveInt
   const backlog = consumerBacklog(info);
   const consumer = { ...(current.consumer as object), name: info.name, ackFloor: info.ack_floor.stream_seq };
   if (!integration.status || (current.backlog === backlog && jsonEqual(current.consumer, consumer))) return { missing: false };
-  await patchStatus(ctx.clients, 'Integration', integration.metadata.namespace!, integration.metadata.name, { backlog, consumer });
-  ctx.statusMemo.remember(key, integration.metadata.resourceVersion, { ...current, backlog, consumer });
+  const version = await patchStatus(ctx.clients, 'Integration', integration.metadata.namespace!, integration.metadata.name, { backlog, consumer });
+  ctx.statusMemo.remember(key, version, { ...current, backlog, consumer });
   ctx.metrics.statusWrites.inc({ kind: 'Integration' });
   return { missing: false };
 }

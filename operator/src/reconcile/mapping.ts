@@ -27,8 +27,8 @@ export async function reconcileMapping(ctx: ReconcileContext, namespace: string,
   const generation = mapping.metadata.generation;
   const status = { observedGeneration: generation, conditions: mergeConditions(previous, [ready], generation, ctx.clock.now()) };
   if (jsonEqual(status, current)) return {};
-  await patchStatus(ctx.clients, 'Mapping', namespace, name, status, current);
-  ctx.statusMemo.remember(key, mapping.metadata.resourceVersion, status);
+  const version = await patchStatus(ctx.clients, 'Mapping', namespace, name, status, current);
+  ctx.statusMemo.remember(key, version, status);
   ctx.metrics.statusWrites.inc({ kind: 'Mapping' });
   const before = findCondition(previous, ConditionTypes.Ready);
   if (before?.status !== ready.status) {

@@ -41,8 +41,8 @@ export async function reconcileSources(ctx: ReconcileContext, holders: Set<strin
     const ready = readyCondition([condition], { reason: Reasons.Ready, message: 'the ingestion accepts this write key' });
     const status = { observedGeneration: generation, conditions: mergeConditions(previous, [ready, condition], generation, ctx.clock.now()) };
     if (jsonEqual(status, current)) continue;
-    await patchStatus(ctx.clients, 'Source', live.metadata.namespace!, live.metadata.name, status, current);
-    ctx.statusMemo.remember(key, live.metadata.resourceVersion, status);
+    const version = await patchStatus(ctx.clients, 'Source', live.metadata.namespace!, live.metadata.name, status, current);
+    ctx.statusMemo.remember(key, version, status);
     ctx.metrics.statusWrites.inc({ kind: 'Source' });
     if (findCondition(previous, ConditionTypes.Ready)?.status !== ready.status) {
       void ctx.recorder.record({ apiVersion: API_VERSION, kind: 'Source', metadata: live.metadata as never }, ready.status === 'True' ? 'Normal' : 'Warning', ready.reason, ready.message);
