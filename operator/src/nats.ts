@@ -24,6 +24,7 @@ export class NatsHandle {
   private manager: JetStreamManager | undefined;
   private connecting: Promise<JetStreamManager> | undefined;
   private streamsReady = false;
+  private closed = false;
 
   constructor(
     private readonly nats: NatsSettings,
@@ -50,7 +51,12 @@ export class NatsHandle {
   }
 
   private async connect(): Promise<JetStreamManager> {
+    if (this.closed) throw new SwitchyardError(ErrorCodes.NATS_UNAVAILABLE, 'the NATS connection is closed');
     const nc = await connectNats(this.nats, { timeout: 3_000 });
+    if (this.closed) {
+      await nc.close().catch(() => undefined);
+      throw new SwitchyardError(ErrorCodes.NATS_UNAVAILABLE, 'the NATS connection is closed');
+    }
     try {
       const jsm = await jetstreamManager(nc, { timeout: JETSTREAM_TIMEOUT_MS });
       await ensureStreams(jsm, this.streams);
@@ -68,11 +74,27 @@ export class NatsHandle {
   }
 
   /**
+   * Creation time of the events stream (JetStream `created`), read at most every 10 s: it tells
+   * whether an ack floor recorded earlier counts in the same stream.
+   * @throws as {@link jsm}.
+   */
+  async eventsStreamCreated(): Promise<string> {
+    const now = Date.now();
+    if (this.streamCreated && now - this.streamCreated.at < 10_000) return this.streamCreated.value;
+    const info = await (await this.jsm()).streams.info(this.streams.events.name);
+    this.streamCreated = { value: info.created, at: now };
+    return info.created;
+  }
+
+  private streamCreated: { value: string; at: number } | undefined;
+
+  /**
    * Makes the next {@link jsm} ensure the streams again: after a reconnect (the server may have
    * restarted without them, e.g. memory storage) or when a request says a stream is missing.
    */
   streamsLost(): void {
     this.streamsReady = false;
+    this.streamCreated = undefined;
   }
 
   private async watchReconnects(nc: NatsConnection): Promise<void> {
@@ -84,8 +106,10 @@ export class NatsHandle {
     }
   }
 
-  /** Closes the connection (if any). */
+  /** Closes the connection (if any); later calls to {@link jsm} fail. */
   async close(): Promise<void> {
+    this.closed = true;
+    await this.connecting?.catch(() => undefined);
     const nc = this.nc;
     this.nc = undefined;
     this.manager = undefined;

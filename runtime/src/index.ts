@@ -17,6 +17,7 @@ export {
   integrationConsumerInfo,
   consumerBacklog,
   type IntegrationConsumerResult,
+  type ResumePoint,
   type Forwarder,
   type ForwarderConfig,
 } from './forward/index.js';

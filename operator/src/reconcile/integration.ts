@@ -137,9 +137,11 @@ export async function reconcileIntegration(ctx: ReconcileContext, namespace: str
   let backlog = known.backlog;
   let consumer = known.consumer;
   try {
-    const result = await ensureIntegrationConsumer(await ctx.nats.jsm(), ctx.settings.streams, spec, ctx.clock, consumer ? { resumeAfter: consumer.ackFloor } : {});
+    const jsm = await ctx.nats.jsm();
+    const resumeAfter = consumer ? { ackFloor: consumer.ackFloor, ...(consumer.streamCreated ? { streamCreated: consumer.streamCreated } : {}) } : undefined;
+    const result = await ensureIntegrationConsumer(jsm, ctx.settings.streams, spec, ctx.clock, resumeAfter ? { resumeAfter } : {});
     backlog ??= consumerBacklog(result.info);
-    consumer = { name: result.info.name, ackFloor: Math.max(result.info.ack_floor.stream_seq, result.resumedAt !== undefined ? result.resumedAt - 1 : 0) };
+    consumer = { name: result.info.name, ackFloor: result.info.ack_floor.stream_seq, streamCreated: await ctx.nats.eventsStreamCreated() };
     if (result.resumedAt !== undefined) {
       void ctx.recorder.record(subject(integration), 'Warning', Reasons.ConsumerRestored, `JetStream consumer ${result.info.name} was missing; re-created to resume at stream sequence ${result.resumedAt}`);
     }
@@ -232,7 +234,7 @@ export async function refreshBacklog(ctx: ReconcileContext, integration: LiveInt
   const key = `Integration/${integration.metadata.namespace}/${integration.metadata.name}`;
   const current = ctx.statusMemo.current(key, integration);
   const backlog = consumerBacklog(info);
-  const consumer = { ...(current.consumer as object), name: info.name, ackFloor: info.ack_floor.stream_seq };
+  const consumer = { name: info.name, ackFloor: info.ack_floor.stream_seq, streamCreated: await ctx.nats.eventsStreamCreated() };
   if (!integration.status || (current.backlog === backlog && jsonEqual(current.consumer, consumer))) return { missing: false };
   const version = await patchStatus(ctx.clients, 'Integration', integration.metadata.namespace!, integration.metadata.name, { backlog, consumer });
   ctx.statusMemo.remember(key, version, { ...current, backlog, consumer });

@@ -133,6 +133,7 @@ export const IntegrationStatus = CommonStatus({
           description: 'Stream sequence up to which every event was acknowledged, as last observed. A consumer that is lost (deleted by hand, or with the server state) is re-created to resume right after it.',
           minimum: 0,
         }),
+        streamCreated: Type.Optional(Type.String({ description: 'Creation time of the events stream ackFloor counts in; a stream created since (lost server state) is read from its start.' })),
       },
       { description: "The Integration's JetStream consumer, as last observed.", additionalProperties: false },
     ),

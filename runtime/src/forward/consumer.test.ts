@@ -246,19 +246,26 @@ describe('integration consumers', () => {
     // Lost (deleted by hand); events keep arriving meanwhile.
     await fx.jsm.consumers.delete(fx.streams.events.name, durable);
     await publishEvents(fx.nc, fx.streams, integration.spec.sourceRefs[0]!.name, [trackEvent('lost-7')]);
-    const result = await ensureIntegrationConsumer(fx.jsm, fx.streams, integration, undefined, { resumeAfter: floor });
+    const created = (await fx.jsm.streams.info(fx.streams.events.name)).created;
+    const result = await ensureIntegrationConsumer(fx.jsm, fx.streams, integration, undefined, { resumeAfter: { ackFloor: floor, streamCreated: created } });
     expect(result).toMatchObject({ action: 'created', resumedAt: seqs[3], info: { config: { deliver_policy: 'by_start_sequence', opt_start_seq: seqs[3] } } });
     expect(consumerBacklog(result.info)).toBe(4);
     expect((await next(durable))?.json<{ messageId: string }>().messageId).toBe('lost-4');
     // An existing consumer ignores resumeAfter.
-    expect((await ensureIntegrationConsumer(fx.jsm, fx.streams, integration, undefined, { resumeAfter: 1 })).action).toBe('unchanged');
+    expect((await ensureIntegrationConsumer(fx.jsm, fx.streams, integration, undefined, { resumeAfter: { ackFloor: 1 } })).action).toBe('unchanged');
   });
 
-  it('resumes from the first stored event when the stream is younger than the observed ack floor', async () => {
+  it('resumes from the first stored event when the stream is not the one the ack floor counts in', async () => {
+    // Beyond the stream's last sequence: it was re-created.
     const { integration, durable } = await withEvents('reset', 2);
-    const result = await ensureIntegrationConsumer(fx.jsm, fx.streams, integration, undefined, { resumeAfter: 1_000_000_000 });
+    const result = await ensureIntegrationConsumer(fx.jsm, fx.streams, integration, undefined, { resumeAfter: { ackFloor: 1_000_000_000 } });
     expect(result.info.config.deliver_policy).toBe('all');
     expect((await next(durable))?.json<{ messageId: string }>().messageId).toBe('reset-1');
+    // Below the last sequence, but recorded on a stream created at another time: re-created too.
+    const other = await withEvents('recreated', 2);
+    const again = await ensureIntegrationConsumer(fx.jsm, fx.streams, other.integration, undefined, { resumeAfter: { ackFloor: 1, streamCreated: '2001-01-01T00:00:00Z' } });
+    expect(again.info.config.deliver_policy).toBe('all');
+    expect((await next(other.durable))?.json<{ messageId: string }>().messageId).toBe('recreated-1');
   });
 
   it('deletes both consumers, and ignores missing ones', async () => {

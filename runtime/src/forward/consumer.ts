@@ -192,6 +192,14 @@ function refusedField(e: unknown): string | undefined {
 }
 
 /** What {@link ensureIntegrationConsumer} did to the events consumer, for the operator to report. */
+/** Where a lost consumer resumes: after `ackFloor` of the events stream created at `streamCreated`. */
+export interface ResumePoint {
+  /** Stream sequence up to which every event was acknowledged. */
+  ackFloor: number;
+  /** The events stream's creation time (JetStream `created`) when `ackFloor` was observed; unknown: undefined. */
+  streamCreated?: string;
+}
+
 export interface IntegrationConsumerResult {
   /** The events consumer's info after the call. */
   info: ConsumerInfo;
@@ -261,13 +269,14 @@ async function recreateConsumer(
 
 /**
  * The config of a consumer that must resume after stream sequence `after` (it existed and was
- * lost): `by_start_sequence` at after + 1, or every stored event when the stream's last sequence
- * is below `after` (the stream itself was re-created, so all it holds is new).
+ * lost): `by_start_sequence` at after + 1, or every stored event when the stream is not the one
+ * `after` counts in (its creation time differs from `streamCreated`, or its last sequence is below
+ * `after`): the stream itself was re-created, so all it holds is new.
  */
-async function resumeConfig(jsm: JetStreamManager, stream: string, desired: Partial<ConsumerConfig> & { durable_name: string }, after: number): Promise<Partial<ConsumerConfig> & { durable_name: string }> {
+async function resumeConfig(jsm: JetStreamManager, stream: string, desired: Partial<ConsumerConfig> & { durable_name: string }, after: number, streamCreated?: string): Promise<Partial<ConsumerConfig> & { durable_name: string }> {
   const { opt_start_time: _startTime, ...rest } = desired;
-  const { state } = await jsm.streams.info(stream);
-  if (state.last_seq < after) return { ...rest, deliver_policy: DeliverPolicy.All };
+  const { state, created } = await jsm.streams.info(stream);
+  if ((streamCreated !== undefined && created !== streamCreated) || state.last_seq < after) return { ...rest, deliver_policy: DeliverPolicy.All };
   return { ...rest, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: after + 1 };
 }
 
@@ -280,13 +289,13 @@ async function reconcileConsumer(
   jsm: JetStreamManager,
   stream: string,
   desired: Partial<ConsumerConfig> & { durable_name: string },
-  resumeAfter?: number,
+  resume?: ResumePoint,
 ): Promise<IntegrationConsumerResult & { previous?: ConsumerInfo }> {
   let live = await consumerInfo(jsm, stream, desired.durable_name);
   if (!live) {
-    const resume = resumeAfter === undefined ? undefined : await resumeConfig(jsm, stream, desired, resumeAfter);
-    const created = await createConsumer(jsm, stream, resume ?? desired);
-    if (!created.raced) return { info: created.info, action: 'created', ...(resume ? { resumedAt: resume.opt_start_seq ?? 1 } : {}) };
+    const resumed = resume === undefined ? undefined : await resumeConfig(jsm, stream, desired, resume.ackFloor, resume.streamCreated);
+    const created = await createConsumer(jsm, stream, resumed ?? desired);
+    if (!created.raced) return { info: created.info, action: 'created', ...(resumed ? { resumedAt: resumed.opt_start_seq ?? created.info.delivered.stream_seq + 1 } : {}) };
     live = created.info; // another process created it meanwhile: check it like an existing one
   }
   const delta = consumerUpdate(live.config, desired);
@@ -330,9 +339,11 @@ async function reconcileConsumer(
  *    - deliver policy and start time stay as created: `startAt` only matters at creation, and a
  *      change of it alone neither updates nor re-creates the consumer;
  *    When it is missing but `options.resumeAfter` is given (the stream sequence the Integration's
- *    consumer had acknowledged everything up to, as last observed), the consumer existed and was
+ *    consumer had acknowledged everything up to, and the stream it counts in, as last observed),
+ *    the consumer existed and was
  *    lost (deleted by hand, or with the server's state): it is created to start right after that
- *    sequence instead of at new events, so the events stored meanwhile are not skipped
+ *    sequence (every stored event when the stream was re-created since) instead of at new events,
+ *    so the events stored meanwhile are not skipped
  *    (`resumedAt`); those acked since the observation are delivered once more (at-least-once);
  * 2. on the advisories stream, {@link advisoryConsumerConfig}, created when missing (never changed)
  *    starting at the events consumer's creation time (the replaced consumer's after a re-creation;
@@ -350,7 +361,7 @@ export async function ensureIntegrationConsumer(
   streams: StreamSettings,
   integration: Integration,
   clock: Clock = systemClock,
-  options: { resumeAfter?: number } = {},
+  options: { resumeAfter?: ResumePoint } = {},
 ): Promise<IntegrationConsumerResult> {
   const normalized = normalizeIntegration(integration);
   const { previous, ...result } = await reconcileConsumer(jsm, streams.events.name, integrationConsumerConfig(streams, normalized), options.resumeAfter);

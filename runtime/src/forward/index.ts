@@ -27,6 +27,7 @@ export {
   ackWaitMs,
   ACK_WAIT_MARGIN_MS,
   type IntegrationConsumerResult,
+  type ResumePoint,
 } from './consumer.js';
 export { DeadLetterPublisher, deadLetterMsgId, type DeadLetter, type DeadLetterReason } from './dead-letter.js';
 export { forwarderMetrics, DELIVERY_OUTCOMES, type ForwarderMetrics, type DeliveryOutcomeLabel } from './metrics.js';
