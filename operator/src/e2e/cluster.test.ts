@@ -166,4 +166,10 @@ test('events posted to the ingestion pod reach the receiver through the forwarde
   expect((await send('wk-e2e-web-1', { event: 'Order Completed', userId: 'u3', properties: { order_id: 'o-3' } })).status).toBe(200);
   await receiver.waitFor((rs) => rs.some((r) => r.body?.order === 'o-3'), 30_000);
   expect(receiver.requests.find((r) => r.body?.order === 'o-3')!.headers.authorization).toBe('Bearer second');
+
+  // The consumer deleted by hand: the operator re-creates it where it stood and the running
+  // forwarder picks it up again, so an event sent meanwhile is delivered.
+  await nats.fx.jsm.consumers.delete(nats.fx.streams.events.name, `${ns}__shop-hook`);
+  expect((await send('wk-e2e-web-1', { event: 'Order Completed', userId: 'u4', properties: { order_id: 'o-4' } })).status).toBe(200);
+  await receiver.waitFor((rs) => rs.some((r) => r.body?.order === 'o-4'), 20_000);
 });

@@ -231,7 +231,9 @@ class ForwarderImpl implements Forwarder {
       try {
         const consumer = await this.js.consumers.get(this.streams.events.name, this.consumer);
         // The server holds at most max_ack_pending (2 rounds) unacknowledged: one round in flight, one buffered.
-        const messages = await consumer.consume({ max_messages: this.batchSize * this.concurrency });
+        // Abort when the consumer disappears (deleted by hand, lost server state): the loop below
+        // gets it again as soon as it exists, instead of the client waiting out its pull expiry.
+        const messages = await consumer.consume({ max_messages: this.batchSize * this.concurrency, abort_on_missing_resource: true });
         this.messages = messages;
         if (this.stopping) void messages.close();
         for await (const msg of messages) {
@@ -441,7 +443,7 @@ class ForwarderImpl implements Forwarder {
     while (!this.stopping && !this.nc.isClosed()) {
       try {
         const consumer = await this.js.consumers.get(this.streams.advisories.name, this.consumer);
-        const messages = await consumer.consume({ max_messages: 16 });
+        const messages = await consumer.consume({ max_messages: 16, abort_on_missing_resource: true });
         this.advisories = messages;
         if (this.stopping) void messages.close();
         for await (const msg of messages) await this.handleAdvisory(msg);
