@@ -143,7 +143,7 @@ export async function reconcileIntegration(ctx: ReconcileContext, namespace: str
     backlog ??= consumerBacklog(result.info);
     consumer = { name: result.info.name, ackFloor: result.info.ack_floor.stream_seq, streamCreated: await ctx.nats.eventsStreamCreated() };
     if (result.resumedAt !== undefined) {
-      void ctx.recorder.record(subject(integration), 'Warning', Reasons.ConsumerRestored, `JetStream consumer ${result.info.name} was missing; re-created to resume at stream sequence ${result.resumedAt}`);
+      void ctx.recorder.record(subject(integration), 'Warning', Reasons.ConsumerRestored, `JetStream consumer ${result.info.name} was missing; re-created to resume at stream sequence ${result.resumedAt} (events acked since the last status refresh are delivered once more)`);
     }
     consumerCondition = { type: ConditionTypes.ConsumerReady, status: 'True', reason: Reasons.ConsumerInSync, message: `consumer ${result.info.name} on stream ${result.info.stream_name}` };
     if (result.action !== 'unchanged' && result.resumedAt === undefined) {

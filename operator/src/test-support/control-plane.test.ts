@@ -5,7 +5,7 @@ import { ApiextensionsV1Api, CustomObjectsApi, loadYaml } from '@kubernetes/clie
 import { createTestNamespace, deleteTestNamespace, testKubeConfig } from './kube.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const exampleIntegration = loadYaml<{ metadata: Record<string, unknown>; spec: Record<string, any> }>(readFileSync(path.join(repoRoot, 'examples/integration.yaml'), 'utf8'));
+const exampleIntegration = loadYaml<{ metadata: Record<string, unknown>; spec: Record<string, any> }>(readFileSync(path.join(repoRoot, 'examples/4-integration.yaml'), 'utf8'));
 
 describe('the suite control plane', () => {
   const kc = testKubeConfig();

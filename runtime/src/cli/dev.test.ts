@@ -64,7 +64,7 @@ function dev(args: string[], env: NodeJS.ProcessEnv = {}): DevRun {
 async function examplesFor(port: number): Promise<string> {
   const dir = await tempDir();
   await cp(path.join(repoRoot, 'examples'), dir, { recursive: true });
-  const integration = path.join(dir, 'integration.yaml');
+  const integration = path.join(dir, '4-integration.yaml');
   await writeFile(integration, (await readFile(integration, 'utf8')).replaceAll('127.0.0.1:8788', `127.0.0.1:${port}`));
   return dir;
 }
@@ -161,7 +161,7 @@ describe('switchyard dev', () => {
 
   it('refuses invalid resources before starting anything', async () => {
     const dir = await examplesFor(8788);
-    await writeFile(path.join(dir, 'mapping.yaml'), '');
+    await writeFile(path.join(dir, '3-mapping.yaml'), '');
     const run = dev(['-f', dir]);
     expect(await run.exit()).toBe(1);
     expect(run.stderr()).toContain('/spec/mappingRef/name: Mapping default/webhook-ecommerce not found (reference)');

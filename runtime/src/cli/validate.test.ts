@@ -39,7 +39,7 @@ describe('switchyard validate', () => {
   it('names file, object, field and rule of each problem and exits 1', async () => {
     const dir = await tempDir();
     await cp(examples, dir, { recursive: true });
-    const file = path.join(dir, 'integration.yaml');
+    const file = path.join(dir, '4-integration.yaml');
     await writeFile(file, (await readFile(file, 'utf8')).replace('batchSize: 1', 'batchSize: 0').replace('name: webhook-ecommerce', 'name: missing-mapping'));
     const r = await run('validate', '-f', dir);
     expect(r.code).toBe(1);
@@ -61,7 +61,7 @@ describe('switchyard validate', () => {
   it('does not require Secrets unless asked, since they usually live outside Git', async () => {
     const dir = await tempDir();
     await cp(examples, dir, { recursive: true });
-    await writeFile(path.join(dir, 'secret.yaml'), '');
+    await writeFile(path.join(dir, '1-secrets.yaml'), '');
     expect((await run('validate', '-f', dir)).code).toBe(0);
     const strict = await run('validate', '-f', dir, '--require-secrets');
     expect(strict.code).toBe(1);
@@ -87,7 +87,7 @@ describe('switchyard validate', () => {
   it('says a reference points at a resource with errors, and explains path rules in words', async () => {
     const dir = await tempDir();
     await cp(examples, dir, { recursive: true });
-    const file = path.join(dir, 'mapping.yaml');
+    const file = path.join(dir, '3-mapping.yaml');
     await writeFile(file, (await readFile(file, 'utf8')).replace('from: properties.order_id', 'from: "properties.order_id["'));
     const r = await run('validate', '-f', dir);
     expect(r.code).toBe(1);
