@@ -276,6 +276,7 @@ class Session {
         if (!changed) return;
         // Our own output, edited or deleted by hand: write it again (a no-op when it is as desired).
         if (ns === settings.ingestion.namespace && name === settings.ingestion.sourcesSecret) return queue.add(SOURCES_QUEUE_KEY);
+        enqueueOwner(e, o);
         for (const i of integrations.list(ns)) if (i.spec.credentialsSecretRef?.name === name) reconcile(keyOf('Integration', i));
         if (sources.list(ns).some((s) => s.spec.writeKey.secretKeyRef?.name === name)) queue.add(SOURCES_QUEUE_KEY);
       },

@@ -3,7 +3,7 @@ import type { Integration, Mapping, Source } from '@switchyard/runtime/api';
 import { Annotations, mergeConditions, readyCondition } from '../conditions.js';
 import { deploymentCondition } from '../reconcile/integration.js';
 import { parseOperatorSettings } from '../settings.js';
-import { configChecksum, desiredConfigMap, desiredDeployment, forwarderConfig, labelValue } from './integration.js';
+import { configChecksum, desiredConfigMap, desiredDeployment, desiredRuntimeSecret, forwarderConfig, labelValue } from './integration.js';
 import { desiredSourcesSecret, resolveSources } from './source.js';
 
 const settings = parseOperatorSettings({ nats: { servers: ['nats://nats.switchyard:4222'], user: 'u', pass: 'secret' } }, {});
@@ -19,16 +19,29 @@ function integration(spec: Partial<Integration['spec']> = {}): Integration {
 const mapping: Mapping = { apiVersion: 'switchyard.io/v1alpha1', kind: 'Mapping', metadata: { name: 'm', namespace: 'shop', generation: 1 }, spec: { default: { fields: [{ to: 'event', from: '$name' }] } } };
 
 describe('forwarder ConfigMap and Deployment', () => {
-  test('the ConfigMap holds identity and spec only, and NATS settings without secrets', () => {
-    const cm = desiredConfigMap(integration(), mapping, settings);
+  test('the ConfigMap holds identity and spec only; NATS settings and credential files go in the runtime Secret', () => {
+    const cm = desiredConfigMap(integration(), mapping);
     expect(cm.metadata?.name).toBe('shop-webhook-forwarder');
     expect(cm.metadata?.ownerReferences).toEqual([{ apiVersion: 'switchyard.io/v1alpha1', kind: 'Integration', name: 'shop-webhook', uid: 'uid-1', controller: true, blockOwnerDeletion: true }]);
+    expect(Object.keys(cm.data!)).toEqual(['forwarder.yaml']);
     const config = JSON.parse(cm.data!['forwarder.yaml']!);
     expect(config.integration.metadata).toEqual({ name: 'shop-webhook', namespace: 'shop', uid: 'uid-1' });
     expect(config.integration.status).toBeUndefined();
-    const runtime = JSON.parse(cm.data!['settings.yaml']!);
-    expect(runtime.nats.servers).toEqual(['nats://nats.switchyard:4222']);
-    expect(JSON.stringify(runtime)).not.toContain('secret');
+
+    const tlsSettings = parseOperatorSettings({ nats: { servers: ['tls://nats:4222'], token: 't0k', credsFile: '/op/nats.creds', tls: { caFile: '/op/ca.pem' } } }, {});
+    const secret = desiredRuntimeSecret(integration(), tlsSettings, { 'nats.creds': 'JWT', 'ca.crt': 'CA' });
+    const data = Object.fromEntries(Object.entries(secret.data!).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]));
+    expect(Object.keys(data).sort()).toEqual(['ca.crt', 'nats.creds', 'settings.yaml']);
+    expect([data['nats.creds'], data['ca.crt']]).toEqual(['JWT', 'CA']);
+    expect(JSON.parse(data['settings.yaml']!).nats).toEqual({
+      servers: ['tls://nats:4222'],
+      name: 'switchyard',
+      minServerVersion: '2.10.0',
+      token: 't0k',
+      credsFile: '/etc/switchyard/runtime/nats.creds',
+      tls: { handshakeFirst: false, caFile: '/etc/switchyard/runtime/ca.crt' },
+    });
+    expect(secret.metadata?.ownerReferences?.[0]?.uid).toBe('uid-1');
   });
 
   test('the Deployment runs an explicit command with the mounted config and credentials', () => {
@@ -36,9 +49,10 @@ describe('forwarder ConfigMap and Deployment', () => {
     const pod = d.spec!.template.spec!;
     const c = pod.containers[0]!;
     expect(c.command).toEqual(['node', '/app/runtime/bin/switchyard.js']);
-    expect(c.args).toEqual(['forward', '--config', '/etc/switchyard/config/forwarder.yaml', '--settings', '/etc/switchyard/config/settings.yaml', '--credentials-dir', '/etc/switchyard/credentials', '--metrics-port', '9090']);
+    expect(c.args).toEqual(['forward', '--config', '/etc/switchyard/config/forwarder.yaml', '--settings', '/etc/switchyard/runtime/settings.yaml', '--credentials-dir', '/etc/switchyard/credentials', '--metrics-port', '9090']);
     expect(pod.volumes).toEqual([
       { name: 'config', configMap: { name: 'shop-webhook-forwarder' } },
+      { name: 'runtime', secret: { secretName: 'shop-webhook-forwarder' } },
       { name: 'credentials', secret: { secretName: 'creds' } },
     ]);
     expect(d.spec!.template.metadata!.annotations![Annotations.configChecksum]).toBe('abc');
@@ -56,19 +70,19 @@ describe('forwarder ConfigMap and Deployment', () => {
     expect(d.spec!.template.spec!.containers[0]!.resources).toEqual({ limits: { memory: '1Gi' } });
   });
 
-  test('the checksum changes with the config or the Secret, not with key order', () => {
-    const a = configChecksum({ x: '1', y: '2' }, { token: 'a' });
-    expect(configChecksum({ y: '2', x: '1' }, { token: 'a' })).toBe(a);
-    expect(configChecksum({ x: '1', y: '2' }, { token: 'b' })).not.toBe(a);
-    expect(configChecksum({ x: '1', y: '3' }, { token: 'a' })).not.toBe(a);
-    expect(configChecksum({ x: '1', y: '2' }, undefined)).not.toBe(a);
+  test('the checksum changes with the config or a Secret version, not with key order', () => {
+    const a = configChecksum({ x: '1', y: '2' }, ['uid-a/7']);
+    expect(configChecksum({ y: '2', x: '1' }, ['uid-a/7'])).toBe(a);
+    expect(configChecksum({ x: '1', y: '2' }, ['uid-a/8'])).not.toBe(a);
+    expect(configChecksum({ x: '1', y: '3' }, ['uid-a/7'])).not.toBe(a);
+    expect(configChecksum({ x: '1', y: '2' }, [])).not.toBe(a);
   });
 
   test('status, pause, replicas and resources do not change the rendered config', () => {
     const withStatus = { ...integration(), status: { observedGeneration: 3, backlog: 10 } } as Integration;
     expect(forwarderConfig(withStatus, mapping)).toEqual(forwarderConfig(integration(), mapping));
-    expect(desiredConfigMap(integration({ paused: true, forwarder: { replicas: 4, resources: { limits: { memory: '1Gi' } } } }), mapping, settings)).toEqual(desiredConfigMap(integration(), mapping, settings));
-    expect(desiredConfigMap(integration({ delivery: { batchSize: 7 } as never }), mapping, settings)).not.toEqual(desiredConfigMap(integration(), mapping, settings));
+    expect(desiredConfigMap(integration({ paused: true, forwarder: { replicas: 4, resources: { limits: { memory: '1Gi' } } } }), mapping)).toEqual(desiredConfigMap(integration(), mapping));
+    expect(desiredConfigMap(integration({ delivery: { batchSize: 7 } as never }), mapping)).not.toEqual(desiredConfigMap(integration(), mapping));
   });
 
   test('label values stay within 63 characters and distinct', () => {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { V1ConfigMap, V1Deployment, V1EnvVar, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+import type { V1ConfigMap, V1Deployment, V1EnvVar, V1Secret, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import { parseDuration } from '@switchyard/runtime';
 import { API_VERSION, type Integration, type Mapping } from '@switchyard/runtime/api';
 import { Annotations, Labels, MANAGED_BY } from '../conditions.js';
@@ -9,9 +9,31 @@ import type { OperatorSettings } from '../settings.js';
 export const FORWARDER_PATHS = {
   configDir: '/etc/switchyard/config',
   config: '/etc/switchyard/config/forwarder.yaml',
-  settings: '/etc/switchyard/config/settings.yaml',
+  runtimeDir: '/etc/switchyard/runtime',
+  settings: '/etc/switchyard/runtime/settings.yaml',
   credentialsDir: '/etc/switchyard/credentials',
 } as const;
+
+/** Files of the operator's NATS connection copied to the forwarder pods: Secret key → settings field. */
+const NATS_FILES = [
+  ['nats.creds', 'credsFile'],
+  ['ca.crt', 'caFile'],
+  ['tls.crt', 'certFile'],
+  ['tls.key', 'keyFile'],
+] as const;
+
+/** Contents of the operator's NATS credential and TLS files, by Secret key (see {@link NATS_FILES}). */
+export type NatsFiles = Partial<Record<(typeof NATS_FILES)[number][0], string>>;
+
+/** The paths of the NATS credential and TLS files in the operator's settings. */
+export function natsFilePaths(nats: OperatorSettings['nats']): Partial<Record<keyof NatsFiles, string>> {
+  const paths: Partial<Record<keyof NatsFiles, string>> = {};
+  if (nats.credsFile) paths['nats.creds'] = nats.credsFile;
+  if (nats.tls?.caFile) paths['ca.crt'] = nats.tls.caFile;
+  if (nats.tls?.certFile) paths['tls.crt'] = nats.tls.certFile;
+  if (nats.tls?.keyFile) paths['tls.key'] = nats.tls.keyFile;
+  return paths;
+}
 
 /** Name of an Integration's ConfigMap and Deployment: `<integration>-forwarder`. */
 export function forwarderName(integration: Pick<Integration, 'metadata'>): string {
@@ -47,12 +69,45 @@ function commonLabels(integration: Integration): Record<string, string> {
   };
 }
 
-/** The runtime settings file of a forwarder: NATS connection (no secrets) and stream names. */
+/**
+ * The runtime settings file of a forwarder (pure): the operator's NATS connection, credentials
+ * included, with credential and TLS files pointing at their copies in the runtime Secret, and the
+ * stream names. It goes in a Secret, never a ConfigMap.
+ */
 export function forwarderSettings(settings: Pick<OperatorSettings, 'nats' | 'streams'>): Record<string, unknown> {
-  const { servers, name, tls, minServerVersion } = settings.nats;
+  const { servers, name, minServerVersion, user, pass, token, credsFile, tls } = settings.nats;
   const nats: Record<string, unknown> = { servers, name, minServerVersion };
-  if (tls) nats.tls = tls;
+  if (user !== undefined) nats.user = user;
+  if (pass !== undefined) nats.pass = pass;
+  if (token !== undefined) nats.token = token;
+  if (credsFile) nats.credsFile = `${FORWARDER_PATHS.runtimeDir}/nats.creds`;
+  if (tls) {
+    nats.tls = {
+      handshakeFirst: tls.handshakeFirst,
+      ...(tls.caFile ? { caFile: `${FORWARDER_PATHS.runtimeDir}/ca.crt` } : {}),
+      ...(tls.certFile ? { certFile: `${FORWARDER_PATHS.runtimeDir}/tls.crt` } : {}),
+      ...(tls.keyFile ? { keyFile: `${FORWARDER_PATHS.runtimeDir}/tls.key` } : {}),
+    };
+  }
   return { nats, streams: settings.streams };
+}
+
+/**
+ * The runtime Secret `<integration>-forwarder` (pure): `settings.yaml` ({@link forwarderSettings})
+ * and the copies of the operator's NATS credential and TLS files, owned by the Integration.
+ * Forwarder pods run in the Integration's namespace, where the operator's own Secrets cannot be
+ * mounted, hence the copy.
+ */
+export function desiredRuntimeSecret(integration: Integration, settings: Pick<OperatorSettings, 'nats' | 'streams'>, files: NatsFiles): V1Secret {
+  const data: Record<string, string> = { 'settings.yaml': Buffer.from(`${JSON.stringify(forwarderSettings(settings), null, 2)}\n`).toString('base64') };
+  for (const [key] of NATS_FILES) if (files[key] !== undefined) data[key] = Buffer.from(files[key]!).toString('base64');
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: forwarderName(integration), namespace: integration.metadata.namespace!, labels: commonLabels(integration), ownerReferences: [ownerReference(integration)] },
+    type: 'Opaque',
+    data,
+  };
 }
 
 /**
@@ -74,39 +129,35 @@ export function forwarderConfig(integration: Integration, mapping: Mapping): { i
 
 /**
  * The ConfigMap `<integration>-forwarder` (pure): `forwarder.yaml` (see {@link forwarderConfig},
- * written as JSON, which is YAML) and `settings.yaml` ({@link forwarderSettings}), owned by the
- * Integration so garbage collection removes it with it.
+ * written as JSON, which is YAML), owned by the Integration so garbage collection removes it with it.
  */
-export function desiredConfigMap(integration: Integration, mapping: Mapping, settings: Pick<OperatorSettings, 'nats' | 'streams'>): V1ConfigMap {
+export function desiredConfigMap(integration: Integration, mapping: Mapping): V1ConfigMap {
   return {
     apiVersion: 'v1',
     kind: 'ConfigMap',
     metadata: { name: forwarderName(integration), namespace: integration.metadata.namespace!, labels: commonLabels(integration), ownerReferences: [ownerReference(integration)] },
-    data: {
-      'forwarder.yaml': `${JSON.stringify(forwarderConfig(integration, mapping), null, 2)}\n`,
-      'settings.yaml': `${JSON.stringify(forwarderSettings(settings), null, 2)}\n`,
-    },
+    data: { 'forwarder.yaml': `${JSON.stringify(forwarderConfig(integration, mapping), null, 2)}\n` },
   };
 }
 
 /**
- * SHA-256 (hex) over the ConfigMap data and the credentials Secret data, keys sorted: the pod
- * template carries it, so any change to either rolls the pods (mounted files would change
- * eventually, but the forwarder reads them once at start).
+ * SHA-256 (hex) over the ConfigMap data and the versions (`uid/resourceVersion`) of the Secrets
+ * the pods mount: the pod template carries it, so any change to them rolls the pods (mounted files
+ * would change eventually, but the forwarder reads them once at start). Secret values never enter
+ * it: an annotation anyone may read must not allow guessing them.
  */
-export function configChecksum(configData: Record<string, string>, secretData: Record<string, string> | undefined): string {
+export function configChecksum(configData: Record<string, string>, secretVersions: readonly string[]): string {
   const hash = createHash('sha256');
-  for (const [part, data] of [['config', configData], ['secret', secretData ?? {}]] as const) {
-    for (const key of Object.keys(data).sort()) hash.update(`${part}\0${key}\0${data[key]}\0`);
-  }
+  for (const key of Object.keys(configData).sort()) hash.update(`config\0${key}\0${configData[key]}\0`);
+  for (const version of secretVersions) hash.update(`secret\0${version}\0`);
   return hash.digest('hex');
 }
 
 /**
  * The forwarder Deployment `<integration>-forwarder` (pure). One container running the runtime
  * image's CLI with explicit command and args (`forward --config … --settings …
- * [--credentials-dir …] --metrics-port N`), the ConfigMap and the credentials Secret mounted
- * read-only, probes on /readyz and /healthz, non-root with a read-only root filesystem, no API
+ * [--credentials-dir …] --metrics-port N`), the ConfigMap, the runtime Secret and the credentials
+ * Secret mounted read-only, probes on /readyz and /healthz, non-root with a read-only root filesystem, no API
  * token. `paused` scales it to zero (the consumer is kept). A rolling update starts the new pod
  * before stopping the old one. The termination grace period outlasts a graceful stop, which
  * finishes deliveries in flight (about twice the delivery timeout).
@@ -116,8 +167,14 @@ export function desiredDeployment(integration: Integration, settings: Pick<Opera
   const { forwarder } = settings;
   const spec = integration.spec;
   const selector = forwarderSelector(integration);
-  const volumes: V1Volume[] = [{ name: 'config', configMap: { name: forwarderName(integration) } }];
-  const mounts: V1VolumeMount[] = [{ name: 'config', mountPath: FORWARDER_PATHS.configDir, readOnly: true }];
+  const volumes: V1Volume[] = [
+    { name: 'config', configMap: { name: forwarderName(integration) } },
+    { name: 'runtime', secret: { secretName: forwarderName(integration) } },
+  ];
+  const mounts: V1VolumeMount[] = [
+    { name: 'config', mountPath: FORWARDER_PATHS.configDir, readOnly: true },
+    { name: 'runtime', mountPath: FORWARDER_PATHS.runtimeDir, readOnly: true },
+  ];
   const args = ['forward', '--config', FORWARDER_PATHS.config, '--settings', FORWARDER_PATHS.settings];
   if (spec.credentialsSecretRef) {
     volumes.push({ name: 'credentials', secret: { secretName: spec.credentialsSecretRef.name } });

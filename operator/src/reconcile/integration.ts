@@ -4,7 +4,9 @@ import { compileMapping, consumerBacklog, deleteIntegrationConsumers, ensureInte
 import { isNatsOutage } from '../nats.js';
 import { API_VERSION, type Integration, type Mapping } from '@switchyard/runtime/api';
 import { ConditionTypes, FINALIZER, Reasons, findCondition, mergeConditions, readyCondition, type Condition, type ConditionInput } from '../conditions.js';
-import { configChecksum, desiredConfigMap, desiredDeployment } from '../desired/integration.js';
+import { configChecksum, desiredConfigMap, desiredDeployment, desiredRuntimeSecret, natsFilePaths, type NatsFiles } from '../desired/integration.js';
+import { readFile } from 'node:fs/promises';
+import type { OperatorSettings } from '../settings.js';
 import { applyObject, patchFinalizers, patchStatus } from '../kube/client.js';
 import { apiMessage } from '../kube/errors.js';
 import type { ReconcileResult } from '../kube/queue.js';
@@ -43,6 +45,16 @@ export function deploymentCondition(live: V1Deployment | undefined, paused: bool
   if ((st.replicas ?? 0) > updated) return { type, status: 'False', reason: Reasons.RolloutInProgress, message: `${(st.replicas ?? 0) - updated} old pods terminating` };
   if (available < desired) return { type, status: 'False', reason: Reasons.RolloutInProgress, message: `${available}/${desired} pods available` };
   return { type, status: 'True', reason: Reasons.Available, message: `${available}/${desired} pods available` };
+}
+
+/**
+ * Reads the operator's NATS credential and TLS files for the forwarders' runtime Secret.
+ * @throws Error when a configured file cannot be read.
+ */
+async function readNatsFiles(settings: Pick<OperatorSettings, 'nats'>): Promise<NatsFiles> {
+  const files: NatsFiles = {};
+  for (const [key, file] of Object.entries(natsFilePaths(settings.nats)) as [keyof NatsFiles, string][]) files[key] = await readFile(file, 'utf8');
+  return files;
 }
 
 /** Condition types whose transition to False is worth a Warning Event. */
@@ -162,8 +174,10 @@ export async function reconcileIntegration(ctx: ReconcileContext, namespace: str
   let deploymentCond: ConditionInput;
   if (mapping && credentialsCondition.status === 'True') {
     try {
-      const configMap = desiredConfigMap(spec, mapping, ctx.settings);
-      const checksum = configChecksum(configMap.data ?? {}, credentials);
+      const configMap = desiredConfigMap(spec, mapping);
+      const runtime = await applyObject(ctx.clients, desiredRuntimeSecret(spec, ctx.settings, await readNatsFiles(ctx.settings)));
+      const versionOf = (o: { metadata?: { uid?: string; resourceVersion?: string } } | undefined) => `${o?.metadata?.uid}/${o?.metadata?.resourceVersion}`;
+      const checksum = configChecksum(configMap.data ?? {}, [versionOf(runtime), ...(secretRef ? [versionOf(ctx.cache.secrets.get(secretRef.name, namespace))] : [])]);
       await applyObject(ctx.clients, configMap);
       const deployment = await applyObject(ctx.clients, desiredDeployment(spec, ctx.settings, checksum));
       deploymentCond = deploymentCondition(deployment, paused);
