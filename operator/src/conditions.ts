@@ -9,6 +9,7 @@ export const FINALIZER = 'switchyard.io/consumer';
 /** Field manager of every server-side apply and status write. */
 export const FIELD_MANAGER = 'switchyard-operator';
 
+/** Labels on the objects the operator owns (Kubernetes recommended labels plus ours). */
 export const Labels = {
   name: 'app.kubernetes.io/name',
   instance: 'app.kubernetes.io/instance',
@@ -19,11 +20,13 @@ export const Labels = {
 /** Value of `app.kubernetes.io/managed-by` on objects the operator owns. */
 export const MANAGED_BY = 'switchyard-operator';
 
+/** Annotations the operator writes. */
 export const Annotations = {
   /** SHA-256 of the forwarder's rendered config and credentials; a change rolls the pods. */
   configChecksum: 'switchyard.io/config-checksum',
 } as const;
 
+/** Condition types in `status.conditions` of the Switchyard kinds. */
 export const ConditionTypes = {
   /** Rolls up the others: True when every one is True. */
   Ready: 'Ready',
@@ -38,8 +41,10 @@ export const ConditionTypes = {
   /** Source: its write key resolved from its Secret and is unique. */
   WriteKeyResolved: 'WriteKeyResolved',
 } as const;
+/** One of {@link ConditionTypes}. */
 export type ConditionType = (typeof ConditionTypes)[keyof typeof ConditionTypes];
 
+/** CamelCase reasons of conditions and Events (README: Status). */
 export const Reasons = {
   Ready: 'Ready',
   Resolved: 'Resolved',
@@ -67,6 +72,7 @@ export const Reasons = {
   Paused: 'Paused',
   ApplyFailed: 'ApplyFailed',
 } as const;
+/** One of {@link Reasons}. */
 export type Reason = (typeof Reasons)[keyof typeof Reasons];
 
 /** A metav1.Condition. `lastTransitionTime` is RFC 3339 with second precision. */

@@ -1,7 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { readFile } from 'node:fs/promises';
 import { parse } from 'yaml';
-import { RUNTIME_VERSION, natsSettings, streamSettings, parseSettings, ErrorCodes, SwitchyardError, type NatsSettings, type NatsSettingsInput, type StreamSettings } from '@switchyard/runtime';
+import { RUNTIME_VERSION, natsSettings, streamSettings, parseSettings, parseDuration, ErrorCodes, SwitchyardError, type NatsSettings, type NatsSettingsInput, type StreamSettings } from '@switchyard/runtime';
 import { Duration, NAME_PATTERN, Quantity } from '@switchyard/runtime/api';
 
 const ResourceList = Type.Record(Type.String({ pattern: '^(cpu|memory|ephemeral-storage)$' }), Quantity());
@@ -85,7 +85,8 @@ export type OperatorSettings = Omit<Static<typeof OperatorSettings>, 'nats' | 's
 /**
  * Applies defaults and validates operator settings; `nats`/`streams` go through the runtime's
  * own settings schema (`NATS_URL` from `env` fills `nats.servers`).
- * @throws SwitchyardError INVALID_SETTINGS naming the failing field.
+ * @throws SwitchyardError INVALID_SETTINGS naming the failing field, or when the leader-election
+ * durations are out of order (retryPeriod < renewDeadline < leaseDuration).
  */
 export function parseOperatorSettings(input: unknown = {}, env: NodeJS.ProcessEnv = process.env): Readonly<OperatorSettings> {
   const raw = (input ?? {}) as { nats?: unknown; streams?: unknown };
@@ -93,6 +94,11 @@ export function parseOperatorSettings(input: unknown = {}, env: NodeJS.ProcessEn
   const base = parseSettings<Static<typeof OperatorSettings>>(OperatorSettings, rest, 'operator settings');
   const streams = streamSettings(raw.streams ?? {});
   const nats = natsSettings((raw.nats ?? {}) as NatsSettingsInput, env);
+  const { leaseDuration, renewDeadline, retryPeriod } = base.leaderElection;
+  // client-go's rule: a leader must give up (renewDeadline) before others may take over (leaseDuration).
+  if (!(parseDuration(retryPeriod) < parseDuration(renewDeadline) && parseDuration(renewDeadline) < parseDuration(leaseDuration))) {
+    throw new SwitchyardError(ErrorCodes.INVALID_SETTINGS, `invalid operator settings:\n  /leaderElection: retryPeriod (${retryPeriod}) < renewDeadline (${renewDeadline}) < leaseDuration (${leaseDuration}) must hold (order)`);
+  }
   return Object.freeze({ ...base, nats, streams }) as Readonly<OperatorSettings>;
 }
 

@@ -157,3 +157,11 @@ describe('sources', () => {
     expect(file).toEqual({ sources: [{ namespace: 'shop', name: 'web', writeKey: 'wk-web', allowedOrigins: ['https://shop.example'], limits: { maxEventBytes: 32768, maxBatchBytes: 512000, eventsPerSecond: 10, burst: 20 } }] });
   });
 });
+
+describe('operator settings', () => {
+  test('defaults, and leader-election durations in client-go order', () => {
+    expect(parseOperatorSettings({}, {}).leaderElection).toMatchObject({ enabled: true, leaseDuration: '15s', renewDeadline: '10s', retryPeriod: '2s' });
+    expect(() => parseOperatorSettings({ leaderElection: { renewDeadline: '20s' } }, {})).toThrow(/retryPeriod \(2s\) < renewDeadline \(20s\) < leaseDuration \(15s\)/);
+    expect(() => parseOperatorSettings({ workers: 0 }, {})).toThrow(/\/workers/);
+  });
+});

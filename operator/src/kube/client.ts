@@ -45,6 +45,7 @@ export async function applyObject<T extends KubernetesObject>(clients: KubeClien
 
 /** Plural resource names of the Switchyard kinds. */
 export const PLURALS = { Integration: 'integrations', Mapping: 'mappings', Source: 'sources' } as const;
+/** A Switchyard kind: Integration, Mapping or Source. */
 export type SwitchyardKind = keyof typeof PLURALS;
 
 /**

@@ -15,9 +15,12 @@ export interface LeaderElectorOptions {
   renewDeadlineMs: number;
   /** Interval between acquisition attempts and renewals. */
   retryPeriodMs: number;
+  /** Source of the time the Lease rules measure (its renew and expiry times). */
   clock: Clock;
   logger: Logger;
+  /** Called on becoming leader; not awaited by renewals; callbacks run one after another. */
   onStartedLeading: () => void | Promise<void>;
+  /** Called on losing or giving up the lead, after the previous callback finished. */
   onStoppedLeading: () => void | Promise<void>;
 }
 
