@@ -4,7 +4,13 @@ import { fileURLToPath } from 'node:url';
 import { jest } from '@jest/globals';
 import { AppsV1Api, CoreV1Api, type KubeConfig, type V1Deployment } from '@kubernetes/client-node';
 import { RUNTIME_VERSION } from '../../../runtime/src/destinations/types.js';
-import { useNatsFixture } from '../../../runtime/src/test-support/nats.js';
+import { randomBytes } from 'node:crypto';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { connectNats } from '../../../runtime/src/nats/connection.js';
+import { startNatsServer, type RunningNatsServer } from '../../../runtime/src/local/nats-server.js';
+import { natsSettings } from '../../../runtime/src/settings.js';
+import { isolatedStreamSettings } from '../../../runtime/src/test-support/nats.js';
 import { startTestReceiver, type TestReceiver } from '../../../runtime/src/test-support/http-receiver.js';
 import type { Operator } from '../controller.js';
 import { startFakeNode, type FakeNode } from '../test-support/fake-node.js';
@@ -18,7 +24,13 @@ jest.setTimeout(120_000);
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const IMAGE = `ghcr.io/switchyard/runtime:${RUNTIME_VERSION}`;
-const nats = useNatsFixture();
+// A NATS of its own that requires a token: forwarder pods only connect with the credentials the
+// operator hands them through the runtime Secret.
+const token = randomBytes(12).toString('hex');
+const streams = isolatedStreamSettings();
+let natsServer: RunningNatsServer;
+let nc: NatsConnection;
+let jsm: JetStreamManager;
 let kc: KubeConfig;
 let core: CoreV1Api;
 let apps: AppsV1Api;
@@ -34,6 +46,9 @@ beforeAll(async () => {
   apps = kc.makeApiClient(AppsV1Api);
   ns = await createTestNamespace(kc, 'e2e');
   receiver = await startTestReceiver();
+  natsServer = await startNatsServer({ args: ['--auth', token] });
+  nc = await connectNats(natsSettings({ servers: [natsServer.url], token }, {}));
+  jsm = await jetstreamManager(nc);
 });
 
 afterAll(async () => {
@@ -41,6 +56,8 @@ afterAll(async () => {
   await deleteTestNamespace(kc, ns);
   await node?.stop();
   await receiver?.close();
+  await nc?.close();
+  await natsServer?.stop();
 });
 
 /** The ingestion Deployment as a platform team (or the Helm chart) declares it. */
@@ -98,13 +115,13 @@ async function send(writeKey: string, event: Record<string, unknown>): Promise<R
 
 test('events posted to the ingestion pod reach the receiver through the forwarder pod the operator runs', async () => {
   node = await startFakeNode({ kubeConfig: kc, namespaces: [ns], images: { [IMAGE]: { root: repoRoot, prefix: '/app' } } });
-  operator = await startTestOperator(kc, testOperatorSettings(ns, nats.fx.nats, nats.fx.streams, { forwarder: { image: IMAGE } }));
+  operator = await startTestOperator(kc, testOperatorSettings(ns, { servers: [natsServer.url] }, streams, { forwarder: { image: IMAGE }, nats: { servers: [natsServer.url], token } }));
 
   await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'write-keys' }, stringData: { web: 'wk-e2e-web-1', app: 'wk-e2e-app-1' } } });
   await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'hook-creds' }, stringData: { Authorization: 'Bearer first' } } });
   await core.createNamespacedConfigMap({
     namespace: ns,
-    body: { metadata: { name: 'switchyard-settings' }, data: { 'settings.yaml': JSON.stringify({ nats: { servers: nats.fx.nats.servers }, streams: nats.fx.streams }) } },
+    body: { metadata: { name: 'switchyard-settings' }, data: { 'settings.yaml': JSON.stringify({ nats: { servers: [natsServer.url], token }, streams }) } },
   });
   await createResource(kc, ns, { kind: 'Source', metadata: { name: 'web' }, spec: { writeKey: { secretKeyRef: { name: 'write-keys', key: 'web' } } } });
   await createResource(kc, ns, { kind: 'Mapping', metadata: { name: 'orders' }, spec: { default: { fields: [{ to: 'event', from: '$name' }, { to: 'order', from: 'properties.order_id' }] } } });
@@ -169,7 +186,7 @@ test('events posted to the ingestion pod reach the receiver through the forwarde
 
   // The consumer deleted by hand: the operator re-creates it where it stood and the running
   // forwarder picks it up again, so an event sent meanwhile is delivered.
-  await nats.fx.jsm.consumers.delete(nats.fx.streams.events.name, `${ns}__shop-hook`);
+  await jsm.consumers.delete(streams.events.name, `${ns}__shop-hook`);
   expect((await send('wk-e2e-web-1', { event: 'Order Completed', userId: 'u4', properties: { order_id: 'o-4' } })).status).toBe(200);
   await receiver.waitFor((rs) => rs.some((r) => r.body?.order === 'o-4'), 20_000);
 });
