@@ -44,6 +44,12 @@ export const OperatorSettings = Type.Object(
           default: ['node', '/app/runtime/bin/switchyard.js'],
           minItems: 1,
         }),
+        natsServers: Type.Optional(
+          Type.Array(Type.String({ minLength: 1 }), {
+            description: 'NATS URLs as the forwarder pods reach them, when they differ from the operator\'s (e.g. the operator runs outside the cluster). Default: nats.servers.',
+            minItems: 1,
+          }),
+        ),
         metricsPort: Type.Integer({ description: 'Container port of /healthz, /readyz and /metrics. Default: 9090.', default: 9090, minimum: 1, maximum: 65535 }),
         serviceAccountName: Type.Optional(Type.String({ pattern: NAME_PATTERN, description: 'ServiceAccount of forwarder pods (no API token is mounted). Default: the namespace default.' })),
         resources: Type.Object(

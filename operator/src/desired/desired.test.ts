@@ -42,6 +42,10 @@ describe('forwarder ConfigMap and Deployment', () => {
       tls: { handshakeFirst: false, caFile: '/etc/switchyard/runtime/ca.crt' },
     });
     expect(secret.metadata?.ownerReferences?.[0]?.uid).toBe('uid-1');
+    // The operator outside the cluster, the pods inside: each its own URL.
+    const split = parseOperatorSettings({ nats: { servers: ['nats://localhost:4222'] }, forwarder: { natsServers: ['nats://nats.switchyard-system:4222'] } }, {});
+    const splitData = Buffer.from(desiredRuntimeSecret(integration(), split, {}).data!['settings.yaml']!, 'base64').toString();
+    expect(JSON.parse(splitData).nats.servers).toEqual(['nats://nats.switchyard-system:4222']);
   });
 
   test('the Deployment runs an explicit command with the mounted config and credentials', () => {

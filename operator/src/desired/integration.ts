@@ -70,13 +70,13 @@ function commonLabels(integration: Integration): Record<string, string> {
 }
 
 /**
- * The runtime settings file of a forwarder (pure): the operator's NATS connection, credentials
- * included, with credential and TLS files pointing at their copies in the runtime Secret, and the
- * stream names. It goes in a Secret, never a ConfigMap.
+ * The runtime settings file of a forwarder (pure): the operator's NATS connection (servers from
+ * `forwarder.natsServers` when set), credentials included, with credential and TLS files pointing
+ * at their copies in the runtime Secret, and the stream names. It goes in a Secret, never a ConfigMap.
  */
-export function forwarderSettings(settings: Pick<OperatorSettings, 'nats' | 'streams'>): Record<string, unknown> {
+export function forwarderSettings(settings: Pick<OperatorSettings, 'nats' | 'streams'> & { forwarder?: Pick<OperatorSettings['forwarder'], 'natsServers'> }): Record<string, unknown> {
   const { servers, name, minServerVersion, user, pass, token, credsFile, tls } = settings.nats;
-  const nats: Record<string, unknown> = { servers, name, minServerVersion };
+  const nats: Record<string, unknown> = { servers: settings.forwarder?.natsServers ?? servers, name, minServerVersion };
   if (user !== undefined) nats.user = user;
   if (pass !== undefined) nats.pass = pass;
   if (token !== undefined) nats.token = token;
@@ -98,7 +98,7 @@ export function forwarderSettings(settings: Pick<OperatorSettings, 'nats' | 'str
  * Forwarder pods run in the Integration's namespace, where the operator's own Secrets cannot be
  * mounted, hence the copy.
  */
-export function desiredRuntimeSecret(integration: Integration, settings: Pick<OperatorSettings, 'nats' | 'streams'>, files: NatsFiles): V1Secret {
+export function desiredRuntimeSecret(integration: Integration, settings: Pick<OperatorSettings, 'nats' | 'streams'> & { forwarder?: Pick<OperatorSettings['forwarder'], 'natsServers'> }, files: NatsFiles): V1Secret {
   const data: Record<string, string> = { 'settings.yaml': Buffer.from(`${JSON.stringify(forwarderSettings(settings), null, 2)}\n`).toString('base64') };
   for (const [key] of NATS_FILES) if (files[key] !== undefined) data[key] = Buffer.from(files[key]!).toString('base64');
   return {

@@ -139,7 +139,7 @@ export async function reconcileIntegration(ctx: ReconcileContext, namespace: str
       credentialsCondition = { type: ConditionTypes.CredentialsResolved, status: 'False', reason: Reasons.SecretNotFound, message: `Secret ${secretRef.name} not found in namespace ${namespace}` };
     } else {
       credentials = secretData(secret);
-      credentialsCondition = { type: ConditionTypes.CredentialsResolved, status: 'True', reason: Reasons.Resolved, message: `Secret ${secretRef.name} (${Object.keys(credentials).length} keys)` };
+      credentialsCondition = { type: ConditionTypes.CredentialsResolved, status: 'True', reason: Reasons.Resolved, message: `Secret ${secretRef.name} (${Object.keys(credentials).length} key${Object.keys(credentials).length === 1 ? '' : 's'})` };
     }
   }
 

@@ -32,7 +32,9 @@ export async function reconcileMapping(ctx: ReconcileContext, namespace: string,
   ctx.metrics.statusWrites.inc({ kind: 'Mapping' });
   const before = findCondition(previous, ConditionTypes.Ready);
   if (before?.status !== ready.status) {
-    void ctx.recorder.record({ apiVersion: API_VERSION, kind: 'Mapping', metadata: mapping.metadata as Mapping['metadata'] }, ready.status === 'True' ? 'Normal' : 'Warning', ready.reason, ready.message);
+    // The Event says what happened; the user count belongs to status only (it changes without a transition).
+    const message = ready.status === 'True' ? 'compiled' : ready.message;
+    void ctx.recorder.record({ apiVersion: API_VERSION, kind: 'Mapping', metadata: mapping.metadata as Mapping['metadata'] }, ready.status === 'True' ? 'Normal' : 'Warning', ready.reason, message);
   }
   return {};
 }

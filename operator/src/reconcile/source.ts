@@ -38,7 +38,7 @@ export async function reconcileSources(ctx: ReconcileContext, holders: Set<strin
     const current = ctx.statusMemo.current(key, live);
     const previous = (current.conditions ?? []) as Condition[];
     const generation = live.metadata.generation;
-    const ready = readyCondition([condition], { reason: Reasons.Ready, message: 'the ingestion accepts this write key' });
+    const ready = readyCondition([condition], { reason: Reasons.Ready, message: "the write key is in the ingestion's sources Secret" });
     const status = { observedGeneration: generation, conditions: mergeConditions(previous, [ready, condition], generation, ctx.clock.now()) };
     if (jsonEqual(status, current)) continue;
     const version = await patchStatus(ctx.clients, 'Source', live.metadata.namespace!, live.metadata.name, status, current);
