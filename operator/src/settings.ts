@@ -2,7 +2,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { readFile } from 'node:fs/promises';
 import { parse } from 'yaml';
 import { RUNTIME_VERSION, natsSettings, streamSettings, parseSettings, parseDuration, ErrorCodes, SwitchyardError, type NatsSettings, type NatsSettingsInput, type StreamSettings } from '@switchyard/runtime';
-import { Duration, NAME_PATTERN, Quantity } from '@switchyard/runtime/api';
+import { NAME_PATTERN, PositiveDuration, Quantity } from '@switchyard/runtime/api';
 
 const ResourceList = Type.Record(Type.String({ pattern: '^(cpu|memory|ephemeral-storage)$' }), Quantity());
 
@@ -14,12 +14,12 @@ export const OperatorSettings = Type.Object(
       default: [],
     }),
     workers: Type.Integer({ description: 'Reconciles running at once (never two for one resource). Default: 4.', default: 4, minimum: 1, maximum: 64 }),
-    resyncPeriod: Duration({ description: 'Every resource is reconciled again this often, repairing drift no watch reports (e.g. a JetStream consumer deleted by hand). Default: 5m.', default: '5m' }),
-    backlogInterval: Duration({ description: "How often each Integration's status.backlog is refreshed from its consumer. Default: 30s.", default: '30s' }),
+    resyncPeriod: PositiveDuration({ description: 'Every resource is reconciled again this often, repairing drift no watch reports (e.g. a JetStream consumer deleted by hand). Default: 5m.', default: '5m' }),
+    backlogInterval: PositiveDuration({ description: "How often each Integration's status.backlog is refreshed from its consumer. Default: 30s.", default: '30s' }),
     retry: Type.Object(
       {
-        baseDelay: Duration({ description: 'Delay before the first retry of a failed reconcile; doubles per failure. Default: 500ms.', default: '500ms' }),
-        maxDelay: Duration({ description: 'Longest delay between retries of a failed reconcile. Default: 2m.', default: '2m' }),
+        baseDelay: PositiveDuration({ description: 'Delay before the first retry of a failed reconcile; doubles per failure. Default: 500ms.', default: '500ms' }),
+        maxDelay: PositiveDuration({ description: 'Longest delay between retries of a failed reconcile. Default: 2m.', default: '2m' }),
       },
       { default: {}, additionalProperties: false },
     ),
@@ -28,9 +28,9 @@ export const OperatorSettings = Type.Object(
         enabled: Type.Boolean({ description: 'Act only while holding the Lease, so two replicas never both act. Default: true.', default: true }),
         namespace: Type.Optional(Type.String({ pattern: NAME_PATTERN, description: 'Namespace of the Lease. Default: POD_NAMESPACE, else the ingestion namespace.' })),
         leaseName: Type.String({ pattern: NAME_PATTERN, description: 'Name of the coordination.k8s.io Lease. Default: switchyard-operator.', default: 'switchyard-operator' }),
-        leaseDuration: Duration({ description: 'How long a Lease stays valid without renewal; a standby takes over after it. Default: 15s.', default: '15s' }),
-        renewDeadline: Duration({ description: 'The leader gives up (and stops acting) when it cannot renew within this. Default: 10s.', default: '10s' }),
-        retryPeriod: Duration({ description: 'How often the Lease is renewed or its acquisition tried. Default: 2s.', default: '2s' }),
+        leaseDuration: PositiveDuration({ description: 'How long a Lease stays valid without renewal; a standby takes over after it. Default: 15s.', default: '15s' }),
+        renewDeadline: PositiveDuration({ description: 'The leader gives up (and stops acting) when it cannot renew within this. Default: 10s.', default: '10s' }),
+        retryPeriod: PositiveDuration({ description: 'How often the Lease is renewed or its acquisition tried. Default: 2s.', default: '2s' }),
       },
       { default: {}, additionalProperties: false },
     ),

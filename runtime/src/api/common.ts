@@ -26,6 +26,14 @@ export function Duration(options: SchemaOptions = {}) {
   return Type.String({ pattern: DURATION_PATTERN, maxLength: 16, ...options });
 }
 
+/** A duration greater than zero: {@link DURATION_PATTERN} without `0s`, `0.0m`… */
+export const POSITIVE_DURATION_PATTERN = '^([0-9]*[1-9][0-9]*(\\.[0-9]+)?|[0-9]+\\.[0-9]*[1-9][0-9]*)(ms|s|m|h|d)$';
+
+/** A duration string greater than zero (see {@link POSITIVE_DURATION_PATTERN}). */
+export function PositiveDuration(options: SchemaOptions = {}) {
+  return Type.String({ pattern: POSITIVE_DURATION_PATTERN, maxLength: 16, ...options });
+}
+
 /** A Kubernetes resource quantity such as `100m`, `0.5`, `128Mi`, `1G` (https://kubernetes.io/docs/reference/kubernetes-api/common-definitions/quantity/). */
 export function Quantity(options: SchemaOptions = {}) {
   return Type.String({ pattern: '^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$', maxLength: 32, ...options });

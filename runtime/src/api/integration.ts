@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { API_VERSION, CommonStatus, Duration, LocalObjectReference, ObjectMeta, Quantity, StringEnum } from './common.js';
+import { API_VERSION, CommonStatus, Duration, LocalObjectReference, ObjectMeta, PositiveDuration, Quantity, StringEnum } from './common.js';
 
 /** Segment spec call types (https://segment.com/docs/connections/spec/). */
 export const EVENT_TYPES = ['track', 'page', 'screen', 'identify', 'group', 'alias'] as const;
@@ -78,7 +78,7 @@ export const IntegrationSpec = Type.Object(
       {
         batchSize: Type.Integer({ description: 'Most events per destination request.', default: 1, minimum: 1, maximum: 1000 }),
         concurrency: Type.Integer({ description: 'Destination requests in flight at once, per replica.', default: 8, minimum: 1, maximum: 256 }),
-        timeout: Duration({ description: 'Time allowed for one destination request.', default: '10s' }),
+        timeout: PositiveDuration({ description: 'Time allowed for one destination request (more than zero).', default: '10s' }),
         retrySchedule: Type.Array(Duration(), {
           description:
             'Delay before each redelivery after a retryable failure (a Retry-After from the destination wins when longer). Its length is the number of retries; an event still failing after the last one is dead-lettered.',

@@ -2,7 +2,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import * as addFormatsModule from 'ajv-formats';
 import type { TSchema } from '@sinclair/typebox';
 import { ErrorCodes, SwitchyardError, type Problem } from '../errors.js';
-import { DURATION_PATTERN, NAME_PATTERN } from './common.js';
+import { DURATION_PATTERN, NAME_PATTERN, POSITIVE_DURATION_PATTERN } from './common.js';
 import { FieldRule, PATH_PATTERN, SOURCE_PATH_PATTERN } from './mapping.js';
 
 // ajv-formats ships CommonJS with a default export.
@@ -39,6 +39,7 @@ const PATTERN_HINTS: Record<string, string> = {
   [PATH_PATTERN]: 'must be a path such as properties.products[0].price (a key holding dots, spaces or other characters is written ["key"])',
   [SOURCE_PATH_PATTERN]: 'must be $name, $type or a path such as properties.products[0].price (a key holding dots, spaces or other characters is written ["key"])',
   [DURATION_PATTERN]: 'must be a duration such as 500ms, 10s, 2m, 1h or 7d',
+  [POSITIVE_DURATION_PATTERN]: 'must be a duration above zero such as 500ms, 10s, 2m, 1h or 7d',
   [NAME_PATTERN]: 'must be a Kubernetes name: lowercase letters, digits, "-" and "."',
 };
 
