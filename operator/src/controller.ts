@@ -189,6 +189,20 @@ class InformerSet<T extends object> {
 /** SHA-256 of a Secret's data: enough to tell a change, without keeping the values. */
 const dataHash = (s: V1Secret) => createHash('sha256').update(JSON.stringify(Object.entries(s.data ?? {}).sort())).digest('hex');
 
+/**
+ * Remembers a version per object key; tells whether an event brings a new one. Adds and deletes
+ * always do; an update only when the version changed (status writes of ours do not).
+ */
+function changeTracker(): (event: InformerEvent, key: string, version: string) => boolean {
+  const versions = new Map<string, string>();
+  return (event, key, version) => {
+    const changed = event !== 'update' || versions.get(key) !== version;
+    if (event === 'delete') versions.delete(key);
+    else versions.set(key, version);
+    return changed;
+  };
+}
+
 /** What one term as leader runs: informers, queue, workers and timers. */
 class Session {
   readonly queue: WorkQueue;
@@ -241,25 +255,18 @@ class Session {
       queue.add(`Mapping/${o.metadata.namespace}/${o.spec.mappingRef.name}`);
       if (before && before.spec.mappingRef.name !== o.spec.mappingRef.name) queue.add(`Mapping/${o.metadata.namespace}/${before.spec.mappingRef.name}`);
     });
-    const mappingVersions = new Map<string, string>();
+    const mappingChanged = changeTracker();
     const mappings = new InformerSet<Live<Mapping>>(deps, 'mappings', customPath(PLURALS.Mapping), customList(PLURALS.Mapping), (e, o) => {
       const key = keyOf('Mapping', o);
-      const changed = e !== 'update' || mappingVersions.get(key) !== identity(o);
-      if (e === 'delete') mappingVersions.delete(key);
-      else mappingVersions.set(key, identity(o));
-      if (!changed) return;
+      if (!mappingChanged(e, key, identity(o))) return;
       queue.add(key);
       for (const i of integrations.list(o.metadata.namespace)) if (i.spec.mappingRef.name === o.metadata.name) reconcile(keyOf('Integration', i));
     });
-    const sourceVersions = new Map<string, string>();
+    const sourceChanged = changeTracker();
     const sources = new InformerSet<Live<Source>>(deps, 'sources', customPath(PLURALS.Source), customList(PLURALS.Source), (e, o) => {
-      const key = `${o.metadata.namespace}/${o.metadata.name}`;
-      const changed = e !== 'update' || sourceVersions.get(key) !== identity(o);
-      if (e === 'delete') sourceVersions.delete(key);
-      else sourceVersions.set(key, identity(o));
-      if (changed) queue.add(SOURCES_QUEUE_KEY);
+      if (sourceChanged(e, `${o.metadata.namespace}/${o.metadata.name}`, identity(o))) queue.add(SOURCES_QUEUE_KEY);
     });
-    const secretVersions = new Map<string, string>();
+    const secretChanged = changeTracker();
     const secrets = new InformerSet<V1Secret>(
       deps,
       'secrets',
@@ -268,12 +275,7 @@ class Session {
       (e, o) => {
         const ns = o.metadata!.namespace!;
         const name = o.metadata!.name!;
-        const key = `${ns}/${name}`;
-        const hash = `${o.metadata!.uid}/${dataHash(o)}`;
-        const changed = e !== 'update' || secretVersions.get(key) !== hash;
-        if (e === 'delete') secretVersions.delete(key);
-        else secretVersions.set(key, hash);
-        if (!changed) return;
+        if (!secretChanged(e, `${ns}/${name}`, `${o.metadata!.uid}/${dataHash(o)}`)) return;
         // Our own output, edited or deleted by hand: write it again (a no-op when it is as desired).
         if (ns === settings.ingestion.namespace && name === settings.ingestion.sourcesSecret) return queue.add(SOURCES_QUEUE_KEY);
         enqueueOwner(e, o);

@@ -10,7 +10,7 @@ import type { OperatorSettings } from '../settings.js';
 import { applyObject, patchFinalizers, patchStatus } from '../kube/client.js';
 import { apiMessage } from '../kube/errors.js';
 import type { ReconcileResult } from '../kube/queue.js';
-import { jsonEqual, secretData, type Live, type ReconcileContext } from './context.js';
+import { jsonEqual, type Live, type ReconcileContext } from './context.js';
 
 type LiveIntegration = Live<Integration>;
 
@@ -128,7 +128,6 @@ export async function reconcileIntegration(ctx: ReconcileContext, namespace: str
   }
 
   // Credentials
-  let credentials: Record<string, string> | undefined;
   let credentialsCondition: ConditionInput;
   const secretRef = spec.spec.credentialsSecretRef;
   if (!secretRef) {
@@ -138,8 +137,8 @@ export async function reconcileIntegration(ctx: ReconcileContext, namespace: str
     if (!secret) {
       credentialsCondition = { type: ConditionTypes.CredentialsResolved, status: 'False', reason: Reasons.SecretNotFound, message: `Secret ${secretRef.name} not found in namespace ${namespace}` };
     } else {
-      credentials = secretData(secret);
-      credentialsCondition = { type: ConditionTypes.CredentialsResolved, status: 'True', reason: Reasons.Resolved, message: `Secret ${secretRef.name} (${Object.keys(credentials).length} key${Object.keys(credentials).length === 1 ? '' : 's'})` };
+      const keys = Object.keys(secret.data ?? {}).length;
+      credentialsCondition = { type: ConditionTypes.CredentialsResolved, status: 'True', reason: Reasons.Resolved, message: `Secret ${secretRef.name} (${keys} key${keys === 1 ? '' : 's'})` };
     }
   }
 

@@ -586,18 +586,18 @@ class PodRuntime {
     }
     if (v.configMap) {
       defaultMode = v.configMap.defaultMode ?? defaultMode;
-      files.push(...(await this.configMapFiles(v.configMap.name, v.configMap.items, v.configMap.optional ?? false, state)));
+      files.push(...(await this.objectFiles('configmap', v.configMap.name, v.configMap.items, v.configMap.optional ?? false, state)));
     } else if (v.secret) {
       defaultMode = v.secret.defaultMode ?? defaultMode;
-      files.push(...(await this.secretFiles(v.secret.secretName ?? '', v.secret.items, v.secret.optional ?? false, state)));
+      files.push(...(await this.objectFiles('secret', v.secret.secretName ?? '', v.secret.items, v.secret.optional ?? false, state)));
     } else if (v.downwardAPI) {
       defaultMode = v.downwardAPI.defaultMode ?? defaultMode;
       files.push(...this.downwardFiles(v.downwardAPI.items ?? []));
     } else if (v.projected) {
       defaultMode = v.projected.defaultMode ?? defaultMode;
       for (const src of v.projected.sources ?? []) {
-        if (src.configMap) files.push(...(await this.configMapFiles(src.configMap.name, src.configMap.items, src.configMap.optional ?? false, state)));
-        else if (src.secret) files.push(...(await this.secretFiles(src.secret.name, src.secret.items, src.secret.optional ?? false, state)));
+        if (src.configMap) files.push(...(await this.objectFiles('configmap', src.configMap.name, src.configMap.items, src.configMap.optional ?? false, state)));
+        else if (src.secret) files.push(...(await this.objectFiles('secret', src.secret.name, src.secret.items, src.secret.optional ?? false, state)));
         else if (src.downwardAPI) files.push(...this.downwardFiles(src.downwardAPI.items ?? []));
         else if (src.serviceAccountToken) {
           state.token ??= await this.requestToken(src.serviceAccountToken.audience, src.serviceAccountToken.expirationSeconds);
@@ -613,24 +613,15 @@ class PodRuntime {
     this.volumes.set(v.name, state);
   }
 
-  private async configMapFiles(name: string | undefined, items: { key: string; path: string; mode?: number }[] | undefined, optional: boolean, state: VolumeState) {
-    state.sources.add(`configmap/${name}`);
-    const cm = await getObject(this.node.kc, this.namespace, 'configmaps', name ?? '');
-    if (!cm) {
+  /** The files of a configMap or secret volume source (all keys, or `items`), from the current object. */
+  private async objectFiles(kind: 'configmap' | 'secret', name: string | undefined, items: { key: string; path: string; mode?: number }[] | undefined, optional: boolean, state: VolumeState) {
+    state.sources.add(`${kind}/${name}`);
+    const obj = await getObject(this.node.kc, this.namespace, kind === 'configmap' ? 'configmaps' : 'secrets', name ?? '');
+    if (!obj) {
       if (optional) return [];
-      throw new Error(`configmap ${this.namespace}/${name} not found`);
+      throw new Error(`${kind} ${this.namespace}/${name} not found`);
     }
-    return selectItems(configMapBytes(cm), items, `configmap ${this.namespace}/${name}`, optional);
-  }
-
-  private async secretFiles(name: string | undefined, items: { key: string; path: string; mode?: number }[] | undefined, optional: boolean, state: VolumeState) {
-    state.sources.add(`secret/${name}`);
-    const secret = await getObject(this.node.kc, this.namespace, 'secrets', name ?? '');
-    if (!secret) {
-      if (optional) return [];
-      throw new Error(`secret ${this.namespace}/${name} not found`);
-    }
-    return selectItems(secretBytes(secret), items, `secret ${this.namespace}/${name}`, optional);
+    return selectItems(kind === 'configmap' ? configMapBytes(obj) : secretBytes(obj), items, `${kind} ${this.namespace}/${name}`, optional);
   }
 
   private downwardFiles(items: { path: string; fieldRef?: { fieldPath: string }; mode?: number }[]) {
