@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -60,4 +61,24 @@ test('switchyard-operator runs from its settings file, serves its endpoints and 
   expect({ code, output }).toMatchObject({ code: 0 });
   const lease = await kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: 'switchyard-operator', namespace: ns });
   expect(lease.spec?.holderIdentity).toBe('');
+});
+
+test('a taken metricsPort fails at once, before campaigning for the Lease', async () => {
+  const dir = await tempDir();
+  const blocker = createServer();
+  await new Promise<void>((r) => blocker.listen(0, '0.0.0.0', r));
+  const port = (blocker.address() as { port: number }).port;
+  const settings = path.join(dir, 'operator.yaml');
+  await writeFile(settings, JSON.stringify({ namespaces: [ns], leaderElection: { namespace: ns, leaseName: 'taken-port' }, metricsPort: port, nats: { servers: nats.fx.nats.servers } }));
+  try {
+    const child = spawn(process.execPath, [path.join(repoRoot, 'operator/bin/switchyard-operator.js'), '--settings', settings], { env: process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d));
+    const [code] = await once(child, 'exit');
+    expect({ code, stderr: stderr.trim() }).toEqual({ code: 1, stderr: expect.stringContaining(`cannot listen on metricsPort ${port}`) });
+    const leases = await kc.makeApiClient(CoordinationV1Api).listNamespacedLease({ namespace: ns });
+    expect(leases.items.map((l) => l.metadata?.name)).not.toContain('taken-port');
+  } finally {
+    blocker.close();
+  }
 });
