@@ -13,7 +13,7 @@ export default {
   testMatch: ['**/*.test.ts'],
   extensionsToTreatAsEsm: ['.ts'],
   moduleNameMapper: {
-    '^(\\.{1,2}/.*)\\.js$': '$1',
+    '^(\\.{1,2}/.*?)(?<!\\.json)\\.js$': '$1',
     // Workspaces import each other's sources in tests, so no build is needed first.
     '^@switchyard/runtime$': '<rootDir>/runtime/src/index.ts',
     '^@switchyard/runtime/api$': '<rootDir>/runtime/src/api/index.ts',

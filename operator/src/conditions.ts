@@ -51,6 +51,8 @@ export const Reasons = {
   Compiled: 'Compiled',
   MappingNotFound: 'MappingNotFound',
   MappingInvalid: 'MappingInvalid',
+  /** The Mapping compiles, but not for this Integration: another destination type, an invalid events.where, or output its destination's schema refuses. */
+  MappingIncompatible: 'MappingIncompatible',
   SpecInvalid: 'SpecInvalid',
   NoCredentials: 'NoCredentials',
   SecretNotFound: 'SecretNotFound',

@@ -20,8 +20,12 @@ export {
   type ResumePoint,
   type Forwarder,
   type ForwarderConfig,
+  compileIntegrationRoute,
+  compileMappingResource,
+  consentAllows,
+  type IntegrationRoute,
 } from './forward/index.js';
-export { compileMapping } from './mapping/index.js';
+export { compileMapping, checkMappingOutput, type CompiledMapping, type MappingResult } from './mapping/index.js';
 export { createLogger, type Logger } from './logger.js';
 export { createRegistry } from './metrics.js';
 export { SourcesFile, readSourcesFile } from './cli/ingest.js';

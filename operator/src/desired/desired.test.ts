@@ -158,7 +158,7 @@ describe('sources', () => {
     expect(Object.fromEntries(kept.map((r) => [r.source.metadata.name, r.condition.reason]))).toEqual({ web: 'Resolved', old: 'WriteKeyConflict' });
     const secret = desiredSourcesSecret(resolved, 'switchyard-system', 'switchyard-sources');
     const file = JSON.parse(secret.stringData!['sources.yaml']!);
-    expect(file).toEqual({ sources: [{ namespace: 'shop', name: 'web', writeKey: 'wk-web', allowedOrigins: ['https://shop.example'], limits: { maxEventBytes: 32768, maxBatchBytes: 512000, eventsPerSecond: 10, burst: 20 } }] });
+    expect(file).toEqual({ sources: [{ namespace: 'shop', name: 'web', writeKey: 'wk-web', allowedOrigins: ['https://shop.example'], limits: { maxEventBytes: 32768, maxBatchBytes: 512000, eventsPerSecond: 10, burst: 20 }, consent: { missing: 'allow' } }] });
   });
 });
 

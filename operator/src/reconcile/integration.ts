@@ -1,6 +1,6 @@
 import type { V1Deployment } from '@kubernetes/client-node';
 import { JetStreamApiError, type ConsumerInfo } from '@nats-io/jetstream';
-import { compileMapping, consumerBacklog, deleteIntegrationConsumers, ensureIntegrationConsumer, normalizeIntegration } from '@switchyard/runtime';
+import { compileIntegrationRoute, compileMappingResource, consumerBacklog, deleteIntegrationConsumers, ensureIntegrationConsumer, normalizeIntegration } from '@switchyard/runtime';
 import { isNatsOutage } from '../nats.js';
 import { API_VERSION, type Integration, type Mapping } from '@switchyard/runtime/api';
 import { ConditionTypes, FINALIZER, Reasons, findCondition, mergeConditions, readyCondition, type Condition, type ConditionInput } from '../conditions.js';
@@ -119,9 +119,15 @@ export async function reconcileIntegration(ctx: ReconcileContext, namespace: str
     mappingCondition = { type: ConditionTypes.MappingResolved, status: 'False', reason: Reasons.MappingNotFound, message: `Mapping ${spec.spec.mappingRef.name} not found in namespace ${namespace}` };
   } else {
     try {
-      compileMapping(liveMapping.spec);
-      mapping = liveMapping as Mapping;
-      mappingCondition = { type: ConditionTypes.MappingResolved, status: 'True', reason: Reasons.Resolved, message: `Mapping ${liveMapping.metadata.name} compiled` };
+      compileMappingResource(liveMapping as Mapping);
+      try {
+        // This Integration's own view: destination type, events.where, its output schema.
+        compileIntegrationRoute(spec, liveMapping as Mapping);
+        mapping = liveMapping as Mapping;
+        mappingCondition = { type: ConditionTypes.MappingResolved, status: 'True', reason: Reasons.Resolved, message: `Mapping ${liveMapping.metadata.name} compiled` };
+      } catch (e) {
+        mappingCondition = { type: ConditionTypes.MappingResolved, status: 'False', reason: Reasons.MappingIncompatible, message: `Mapping ${liveMapping.metadata.name} with this Integration: ${(e as Error).message}` };
+      }
     } catch (e) {
       mappingCondition = { type: ConditionTypes.MappingResolved, status: 'False', reason: Reasons.MappingInvalid, message: `Mapping ${liveMapping.metadata.name}: ${(e as Error).message}` };
     }

@@ -1,4 +1,4 @@
-import { compileMapping } from '@switchyard/runtime';
+import { compileMappingResource } from '@switchyard/runtime';
 import { API_VERSION, type Mapping } from '@switchyard/runtime/api';
 import { ConditionTypes, Reasons, findCondition, mergeConditions, type Condition, type ConditionInput } from '../conditions.js';
 import { patchStatus } from '../kube/client.js';
@@ -15,7 +15,7 @@ export async function reconcileMapping(ctx: ReconcileContext, namespace: string,
   if (!mapping || mapping.metadata.deletionTimestamp) return {};
   let ready: ConditionInput;
   try {
-    compileMapping(mapping.spec);
+    compileMappingResource(mapping as Mapping);
     const users = ctx.cache.integrations.list(namespace).filter((i) => i.spec.mappingRef.name === name).length;
     ready = { type: ConditionTypes.Ready, status: 'True', reason: Reasons.Compiled, message: `compiled; used by ${users} Integration${users === 1 ? '' : 's'}` };
   } catch (e) {

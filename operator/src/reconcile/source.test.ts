@@ -59,7 +59,7 @@ test('write keys resolve into the ingestion sources Secret; conflicts and missin
   expect(web!.status.observedGeneration).toBe(web!.metadata.generation);
 
   const file = (await sourcesFile())!;
-  expect(file.sources).toEqual([{ namespace: ns, name: 'web', writeKey: 'wk-web-1', allowedOrigins: ['https://shop.example'], limits: expect.objectContaining({ eventsPerSecond: 50 }) }]);
+  expect(file.sources).toEqual([{ namespace: ns, name: 'web', writeKey: 'wk-web-1', allowedOrigins: ['https://shop.example'], limits: expect.objectContaining({ eventsPerSecond: 50 }), consent: { missing: 'allow' } }]);
 
   // Fixing the Secret resolves both; a changed write key reaches the file.
   await core.replaceNamespacedSecret({ name: 'write-keys', namespace: ns, body: { metadata: { name: 'write-keys' }, stringData: { web: 'wk-web-2', app: 'wk-app-1', missing: 'wk-later-1' } } });

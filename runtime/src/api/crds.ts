@@ -55,8 +55,11 @@ export function toStructural(schema: TSchema | JsonSchema, at = '#', defs = new 
     }
   }
   if (src.additionalProperties === true && src.properties) out['x-kubernetes-preserve-unknown-fields'] = true;
-  // `kubectl explain` shows descriptions only: state the default and bounds there too.
-  if (typeof out.description === 'string') out.description = describeLimits(out.description, out);
+  // `kubectl explain` shows descriptions only: state the default and bounds there too. Rules
+  // nested in `each` repeat the first level's fields word for word: their descriptions are left
+  // out there, which keeps the Mapping CRD well under the API server's request size limit.
+  if (depth >= 2 && at.includes('/each')) delete out.description;
+  else if (typeof out.description === 'string') out.description = describeLimits(out.description, out);
   // A field with a default is never missing once the API server has defaulted the object, and a
   // parent's `default: {}` must itself validate (the API server checks defaults without applying
   // the nested ones), so such fields are not listed as required.

@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { Conditions } from './condition.js';
 import { API_VERSION, CommonStatus, Duration, LocalObjectReference, ObjectMeta, PositiveDuration, Quantity, StringEnum } from './common.js';
 
 /** Segment spec call types (https://segment.com/docs/connections/spec/). */
@@ -21,6 +22,14 @@ export const WebhookSettings = Type.Object(
       default: {},
       maxProperties: 64,
     }),
+    payloadSchema: Type.Optional(
+      Type.Object({}, {
+        description:
+          "JSON Schema (draft 2020-12) every mapped payload must satisfy: a Mapping that can never satisfy it is refused, and a payload that does not is dead-lettered (reason invalid_output) naming the field and the rule that wrote it, never sent. Default: any JSON object.",
+        additionalProperties: true,
+        'x-kubernetes-preserve-unknown-fields': true,
+      }),
+    ),
   },
   {
     description:
@@ -71,8 +80,22 @@ export const IntegrationSpec = Type.Object(
             maxItems: 1024,
           }),
         ),
+        where: Type.Optional(Conditions('Events are taken only when all these conditions hold (e.g. `{path: properties.revenue, gt: 0}`); others are skipped and counted with reason event_filter.')),
       },
       { description: 'Which events this Integration takes.', default: {}, additionalProperties: false },
+    ),
+    consent: Type.Object(
+      {
+        categories: Type.Array(Type.String({ minLength: 1, maxLength: 128 }), {
+          description:
+            "Consent categories this destination needs, as named in the events' context.consent.categoryPreferences (Segment's consent shape, e.g. Advertising). An event that opts out of one is skipped and counted with reason consent_denied; an event without a preference for one follows its Source's consent.missing setting. Default: none (every event is taken).",
+          default: [],
+          maxItems: 32,
+          uniqueItems: true,
+          'x-kubernetes-list-type': 'set',
+        }),
+      },
+      { description: 'Consent this destination needs.', default: {}, additionalProperties: false },
     ),
     delivery: Type.Object(
       {

@@ -120,7 +120,13 @@ export function parseYaml(text: string, file: string): { docs: { doc: unknown; o
   return { docs, problems };
 }
 
-/** Expands files and folders (non-recursive: `*.yaml`, `*.yml`, `*.json` in them) into file paths, sorted. */
+/** Mapping test files (`switchyard test`): `*.test.yaml`, `*.test.yml`, `*.test.json`. Not resources. */
+export const TEST_FILE = /\.test\.(ya?ml|json)$/;
+
+/**
+ * Expands files and folders (non-recursive: `*.yaml`, `*.yml`, `*.json` in them, except Mapping
+ * test files) into file paths, sorted. A file named explicitly is always kept.
+ */
 export async function expandPaths(paths: string[]): Promise<string[]> {
   const out: string[] = [];
   for (const p of paths) {
@@ -131,7 +137,7 @@ export async function expandPaths(paths: string[]): Promise<string[]> {
       throw new SwitchyardError(ErrorCodes.BAD_FILE, `cannot read ${p}: ${(cause as Error).message}`, { cause });
     }
     if (info.isDirectory()) {
-      const names = (await readdir(p)).filter((n) => /\.(ya?ml|json)$/.test(n)).sort();
+      const names = (await readdir(p)).filter((n) => /\.(ya?ml|json)$/.test(n) && !TEST_FILE.test(n)).sort();
       out.push(...names.map((n) => path.join(p, n)));
     } else out.push(p);
   }

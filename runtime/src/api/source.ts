@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { API_VERSION, CommonStatus, ObjectMeta, SecretKeySelector } from './common.js';
+import { API_VERSION, CommonStatus, ObjectMeta, SecretKeySelector, StringEnum } from './common.js';
 
 /** Default per-event size limit in bytes, after decompression (Segment's HTTP API limit). */
 export const DEFAULT_MAX_EVENT_BYTES = 32 * 1024;
@@ -65,6 +65,16 @@ export const SourceSpec = Type.Object(
         }),
       },
       { description: 'Size and rate limits.', default: {}, additionalProperties: false },
+    ),
+    consent: Type.Object(
+      {
+        missing: StringEnum(['allow', 'deny'] as const, {
+          description:
+            "What an Integration needing a consent category does with an event of this Source that states no preference for it (no context.consent.categoryPreferences entry): allow (opt-out regimes, e.g. CCPA) or deny (opt-in regimes, e.g. GDPR).",
+          default: 'allow',
+        }),
+      },
+      { description: 'Consent policy of this Source.', default: {}, additionalProperties: false },
     ),
   },
   { description: 'A place events come from, identified by its write key.', additionalProperties: false },

@@ -3,7 +3,8 @@ import * as addFormatsModule from 'ajv-formats';
 import type { TSchema } from '@sinclair/typebox';
 import { ErrorCodes, SwitchyardError, type Problem } from '../errors.js';
 import { DURATION_PATTERN, NAME_PATTERN, POSITIVE_DURATION_PATTERN } from './common.js';
-import { FieldRule, PATH_PATTERN, SOURCE_PATH_PATTERN } from './mapping.js';
+import { PATH_PATTERN, SOURCE_PATH_PATTERN } from './condition.js';
+import { FieldRule } from './mapping.js';
 
 // ajv-formats ships CommonJS with a default export.
 const addFormats = addFormatsModule.default as unknown as (ajv: Ajv) => Ajv;

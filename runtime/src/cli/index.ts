@@ -4,7 +4,9 @@ import { SwitchyardError } from '../errors.js';
 import { registerDev } from './dev.js';
 import { registerForward } from './forward.js';
 import { registerIngest } from './ingest.js';
+import { registerMap } from './map.js';
 import { registerReceiver } from './receiver.js';
+import { registerTest } from './test-command.js';
 import { registerValidate } from './validate.js';
 
 /** Output sinks of the CLI; tests capture them. */
@@ -27,6 +29,8 @@ export async function main(argv: string[], io: CliIo = stdio): Promise<number> {
     .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) });
   registerDev(program, io.out, io.err);
   registerValidate(program, io.out, io.err);
+  registerMap(program, io.out, io.err);
+  registerTest(program, io.out, io.err);
   registerIngest(program);
   registerForward(program);
   registerReceiver(program, io.out);

@@ -25,6 +25,7 @@ export const SourcesFile = Type.Object(
           writeKey: Type.String({ minLength: 1 }),
           allowedOrigins: SourceSpec.properties.allowedOrigins,
           limits: SourceSpec.properties.limits,
+          consent: Type.Optional(SourceSpec.properties.consent),
         },
         { additionalProperties: false },
       ),

@@ -52,6 +52,12 @@ export interface DestinationType {
    * be used by this type (missing settings, header names that are not tokens…).
    */
   create(options: DestinationOptions): Destination;
+  /**
+   * JSON Schema every mapped payload must satisfy for this Integration (the type's fixed schema,
+   * or one from its settings), or undefined when the type takes any JSON object. Mappings are
+   * checked against it when compiled, and each payload before delivery.
+   */
+  outputSchema?(integration: Integration | undefined): object | undefined;
 }
 
 /** Version of the runtime package, read once from runtime/package.json (same depth from src/ and dist/). */

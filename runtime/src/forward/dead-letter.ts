@@ -9,9 +9,13 @@ import type { StreamSettings } from '../settings.js';
  * - `retries_exhausted`: it still failed with a retryable error on its last attempt (retrySchedule used up);
  * - `max_deliver_exceeded`: JetStream gave up on it after max_deliver deliveries without an answer
  *   from us (a process that kept dying mid-delivery), reported by a max-deliveries advisory;
- * - `invalid_event`: the stored message is not a JSON object.
+ * - `invalid_event`: the stored message is not a JSON object;
+ * - `mapping_failed`: the Mapping failed on it (a required field without a value, a strict lookup
+ *   miss); the error names the rule and the field;
+ * - `invalid_output`: the mapped payload does not satisfy the destination's output schema; the
+ *   error names the field, the schema rule and the Mapping rule that wrote it. Never sent.
  */
-export type DeadLetterReason = 'permanent_failure' | 'retries_exhausted' | 'max_deliver_exceeded' | 'invalid_event';
+export type DeadLetterReason = 'permanent_failure' | 'retries_exhausted' | 'max_deliver_exceeded' | 'invalid_event' | 'mapping_failed' | 'invalid_output';
 
 /** Body of a dead letter (JSON), stored on `<prefix>.deadletter.<ns>.<integration>` in the dead-letter stream. */
 export interface DeadLetter {

@@ -31,7 +31,7 @@ interface Setup {
   records: DeliveryRecord[];
   registry: Registry;
   label: string;
-  publish(events: Record<string, unknown>[]): Promise<number[]>;
+  publish(events: Record<string, unknown>[], headers?: Record<string, string>): Promise<number[]>;
 }
 
 /** A receiver, an Integration on a fresh source, its consumers and (unless `start: false`) its forwarder. */
@@ -46,6 +46,8 @@ async function setup(
     before?: (s: Omit<Setup, 'forwarder'>) => Promise<void>;
     paused?: boolean;
     receiver?: TestReceiver;
+    consent?: string[];
+    payloadSchema?: object;
   } = {},
 ): Promise<Setup> {
   const source = `src-${uid()}`;
@@ -59,11 +61,13 @@ async function setup(
     ...(options.events ? { events: options.events } : {}),
     ...(options.headers ? { headers: options.headers } : {}),
     ...(options.paused ? { paused: true } : {}),
+    ...(options.consent ? { consent: options.consent } : {}),
+    ...(options.payloadSchema ? { payloadSchema: options.payloadSchema } : {}),
   });
   await ensureIntegrationConsumer(fx.jsm, fx.streams, integration);
   const registry = new Registry();
   const records: DeliveryRecord[] = [];
-  const partial = { source, integration, receiver, records, registry, label: `default/${name}`, publish: (events: Record<string, unknown>[]) => publishEvents(fx.nc, fx.streams, source, events) };
+  const partial = { source, integration, receiver, records, registry, label: `default/${name}`, publish: (events: Record<string, unknown>[], headers?: Record<string, string>) => publishEvents(fx.nc, fx.streams, source, events, 'default', headers) };
   await options.before?.(partial);
   const forwarder = await startForwarder({
     nc: fx.nc,
@@ -276,6 +280,61 @@ describe('filtering', () => {
     expect(s.records.find((r) => r.messageId === 'x1')).toMatchObject({ outcome: 'dropped', reason: 'no_matching_rule' });
     expect(await metric(s.registry, 'switchyard_deliveries_total', { integration: s.label, outcome: 'dropped' })).toBe(1);
     await eventually(async () => (await fx.jsm.consumers.info(fx.streams.events.name, consumerName('default', s.integration.metadata.name))).num_ack_pending === 0);
+  });
+
+  it('skips events failing events.where, counted by reason', async () => {
+    const s = await setup({ events: { where: [{ path: 'properties.revenue', gt: 0 }, { path: 'context.userAgent', notIn: ['bot'] }] } });
+    await s.publish([trackEvent('big', 'Order Completed', { revenue: 10 }), trackEvent('zero', 'Order Completed', { revenue: 0 }), trackEvent('none')]);
+    await eventually(() => s.records.length === 3);
+    expect(s.receiver.requests.map((r) => r.body.messageId)).toEqual(['big']);
+    expect(s.records.filter((r) => r.outcome === 'skipped').map((r) => [r.messageId, r.reason]).sort()).toEqual([
+      ['none', 'event_filter'],
+      ['zero', 'event_filter'],
+    ]);
+    expect(await metric(s.registry, 'switchyard_events_not_delivered_total', { integration: s.label, reason: 'event_filter' })).toBe(2);
+  });
+
+  it('skips events that opt out of a needed consent category, and those without a preference from a deny Source', async () => {
+    const s = await setup({ consent: ['Advertising'] });
+    const withConsent = (id: string, prefs: Record<string, unknown> | undefined) => ({ ...trackEvent(id), ...(prefs ? { context: { consent: { categoryPreferences: prefs } } } : {}) });
+    await s.publish([withConsent('yes', { Advertising: true, Analytics: false }), withConsent('no', { Advertising: false }), withConsent('silent-allow', undefined)]);
+    await s.publish([withConsent('silent-deny', { Analytics: true }), withConsent('yes-deny', { Advertising: true })], { 'Sy-Consent-Missing': 'deny' });
+    await eventually(() => s.records.length === 5);
+    expect(s.receiver.requests.map((r) => r.body.messageId).sort()).toEqual(['silent-allow', 'yes', 'yes-deny']);
+    expect(s.records.filter((r) => r.outcome === 'skipped').map((r) => [r.messageId, r.reason]).sort()).toEqual([
+      ['no', 'consent_denied'],
+      ['silent-deny', 'consent_denied'],
+    ]);
+    expect(await metric(s.registry, 'switchyard_events_not_delivered_total', { integration: s.label, reason: 'consent_denied' })).toBe(2);
+  });
+
+  it('counts events dropped by a Mapping drop condition as filtered', async () => {
+    const s = await setup({ mapping: { drop: [{ path: 'properties.test', equals: true }], default: { fields: [{ to: 'id', from: 'messageId' }] } } });
+    await s.publish([trackEvent('t', 'Order Completed', { test: true }), trackEvent('real')]);
+    await eventually(() => s.records.length === 2);
+    expect(s.receiver.requests.map((r) => r.text)).toEqual(['{"id":"real"}']);
+    expect(s.records.find((r) => r.messageId === 't')).toMatchObject({ outcome: 'dropped', reason: 'filtered' });
+    expect(await metric(s.registry, 'switchyard_events_not_delivered_total', { integration: s.label, reason: 'filtered' })).toBe(1);
+  });
+
+  it('dead-letters an event the Mapping fails on, naming the rule and field, and delivers the rest of its batch', async () => {
+    const s = await setup({ delivery: { batchSize: 10 }, mapping: { default: { fields: [{ to: 'id', from: 'messageId' }, { to: 'value', from: 'properties.revenue', required: true }] } } });
+    await s.publish([trackEvent('ok1', 'Order Completed', { revenue: 1 }), trackEvent('bad'), trackEvent('ok2', 'Order Completed', { revenue: 2 })]);
+    await eventually(() => s.records.length === 3);
+    expect(s.receiver.requests.flatMap((r) => (r.body as { batch: { id: string }[] }).batch.map((p) => p.id)).sort()).toEqual(['ok1', 'ok2']);
+    const [letter] = (await readDeadLetters(fx.jsm, fx.streams)).filter((d) => d.letter.integration.name === s.integration.metadata.name);
+    expect(letter!.letter).toMatchObject({ reason: 'mapping_failed', error: expect.stringMatching(/^value: required field value has no value: .*\(rule \/default\/fields\/1\)$/) });
+    expect((letter!.letter.event as { messageId: string }).messageId).toBe('bad');
+  });
+
+  it('dead-letters a payload that fails the destination schema, never sending it', async () => {
+    const payloadSchema = { type: 'object', required: ['id'], properties: { id: { type: 'string' }, value: { type: 'number', minimum: 0 } } };
+    const s = await setup({ payloadSchema, mapping: { default: { fields: [{ to: 'id', from: 'messageId' }, { to: 'value', from: 'properties.revenue' }] } } });
+    await s.publish([trackEvent('neg', 'Order Completed', { revenue: -5 }), trackEvent('fine', 'Order Completed', { revenue: 5 })]);
+    await eventually(() => s.records.length === 2);
+    expect(s.receiver.requests.map((r) => r.body)).toEqual([{ id: 'fine', value: 5 }]);
+    const [letter] = (await readDeadLetters(fx.jsm, fx.streams)).filter((d) => d.letter.integration.name === s.integration.metadata.name);
+    expect(letter!.letter).toMatchObject({ reason: 'invalid_output', error: expect.stringContaining('value must be >= 0 (minimum; written by rule /default/fields/1)') });
   });
 
   it('dead-letters a stored message that is not a JSON object', async () => {

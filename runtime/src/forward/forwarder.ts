@@ -7,11 +7,13 @@ import { createDestination, type Destination, type SendResult } from '../destina
 import { parseDuration } from '../duration.js';
 import { ErrorCodes, SwitchyardError } from '../errors.js';
 import { createLogger, type Logger } from '../logger.js';
-import { compileMapping, type CompiledMapping, type SegmentEvent } from '../mapping/index.js';
+import { CONSENT_MISSING_HEADER } from '../ingestion/nats.js';
+import type { CompiledMapping, OutputViolation, SegmentEvent } from '../mapping/index.js';
 import { consumerName, parseEventSubject } from '../nats/subjects.js';
 import type { StreamSettings } from '../settings.js';
 import { consumerBacklog, normalizeIntegration } from './consumer.js';
 import { DeadLetterPublisher, type DeadLetter, type DeadLetterReason } from './dead-letter.js';
+import { compileIntegrationRoute, type IntegrationRoute } from './route.js';
 import { forwarderMetrics, type DeliveryOutcomeLabel, type ForwarderMetrics } from './metrics.js';
 
 /** What one forwarder runs: an Integration (metadata.namespace set), its Mapping and the decoded credentials Secret. */
@@ -146,8 +148,6 @@ class ForwarderImpl implements Forwarder {
   private readonly batchSize: number;
   private readonly concurrency: number;
   private readonly scheduleMs: number[];
-  private readonly types: Set<string>;
-  private readonly names: Set<string> | undefined;
   private readonly metrics: ForwarderMetrics;
   private readonly deadLetters: DeadLetterPublisher;
   private readonly js: JetStreamClient;
@@ -176,7 +176,7 @@ class ForwarderImpl implements Forwarder {
     private readonly jsm: JetStreamManager,
     private readonly streams: StreamSettings,
     integration: Integration,
-    private readonly mapping: CompiledMapping,
+    private readonly route: IntegrationRoute,
     private readonly destination: Destination,
     private readonly options: ForwarderOptions,
   ) {
@@ -184,12 +184,10 @@ class ForwarderImpl implements Forwarder {
     this.name = integration.metadata.name;
     this.integration = `${this.ns}/${this.name}`;
     this.consumer = consumerName(this.ns, this.name);
-    const { delivery, events } = integration.spec;
+    const { delivery } = integration.spec;
     this.batchSize = delivery.batchSize;
     this.concurrency = delivery.concurrency;
     this.scheduleMs = delivery.retrySchedule.map(parseDuration);
-    this.types = new Set(events.types);
-    this.names = events.names ? new Set(events.names) : undefined;
     this.clock = options.clock ?? systemClock;
     this.log = (options.logger ?? createLogger()).child({ integration: this.integration });
     this.metrics = forwarderMetrics(options.registry ?? new Registry());
@@ -336,22 +334,34 @@ class ForwarderImpl implements Forwarder {
         const type = typeof event.type === 'string' ? event.type : subjectType;
         const messageId = typeof event.messageId === 'string' ? event.messageId : undefined;
         const base = { messageId, source, type, streamSeq: msg.seq, attempt: msg.info.deliveryCount };
-        let skip: string | undefined;
-        if (type === undefined || !this.types.has(type)) skip = 'event_type';
-        else if (type === 'track' && this.names && !this.names.has(String(event.event))) skip = 'event_name';
+        const consentMissing = msg.headers?.get(CONSENT_MISSING_HEADER) === 'deny' ? 'deny' : 'allow';
+        const skip = type === undefined ? 'event_type' : this.route.skip(typeof event.type === 'string' ? event : { ...event, type }, consentMissing);
         if (skip) {
           settled.add(msg);
           await this.ack(msg);
           this.log.debug({ messageId, source, reason: skip }, 'skipped');
+          this.metrics.notDelivered.labels(this.integration, skip).inc();
           this.record({ ...base, outcome: 'skipped', reason: skip });
           continue;
         }
-        const mapped = this.mapping.apply(event);
+        const mapped = this.route.mapping.apply(event);
         if (!mapped.ok) {
           settled.add(msg);
+          if (mapped.failed) {
+            const f = mapped.failed;
+            await this.deadLetter(msg, { reason: 'mapping_failed', error: `${f.field}: ${f.message} (rule ${f.rule})`, source, event }, base);
+            continue;
+          }
           await this.ack(msg);
           this.log.info({ messageId, source, type, reason: mapped.dropped }, 'dropped by the mapping');
+          this.metrics.notDelivered.labels(this.integration, mapped.dropped).inc();
           this.record({ ...base, outcome: 'dropped', reason: mapped.dropped });
+          continue;
+        }
+        const violations = this.route.validateOutput?.(mapped.payload);
+        if (violations) {
+          settled.add(msg);
+          await this.deadLetter(msg, { reason: 'invalid_output', error: describeViolations(this.route.mapping, event, violations), source, event }, { ...base, name: mapped.name });
           continue;
         }
         items.push({ msg, event, messageId, source, type, name: mapped.name, payload: mapped.payload });
@@ -576,13 +586,7 @@ class ForwarderImpl implements Forwarder {
 export async function startForwarder(options: ForwarderOptions): Promise<Forwarder> {
   const integration = normalizeIntegration(options.config.integration);
   const label = `${integration.metadata.namespace}/${integration.metadata.name}`;
-  const mapping = compileMapping(options.config.mapping.spec);
-  if (mapping.destinationType && mapping.destinationType !== integration.spec.destination.type) {
-    throw new SwitchyardError(
-      ErrorCodes.INVALID_RESOURCE,
-      `Integration ${label}: Mapping ${options.config.mapping.metadata.name} is written for ${mapping.destinationType}, not ${integration.spec.destination.type}`,
-    );
-  }
+  const route = compileIntegrationRoute(integration, options.config.mapping);
   const jsm = await jetstreamManager(options.nc);
   const name = consumerName(integration.metadata.namespace!, integration.metadata.name);
   for (const stream of [options.streams.events.name, options.streams.advisories.name]) {
@@ -601,7 +605,30 @@ export async function startForwarder(options: ForwarderOptions): Promise<Forward
     timeoutMs: parseDuration(integration.spec.delivery.timeout),
     clock: options.clock ?? systemClock,
   });
-  const forwarder = new ForwarderImpl(options.nc, jsm, options.streams, integration, mapping, destination, options);
+  const forwarder = new ForwarderImpl(options.nc, jsm, options.streams, integration, route, destination, options);
   forwarder.start(integration.spec.paused);
   return forwarder;
+}
+
+/**
+ * Names what a payload got wrong for a dead letter: the first violations (field, rule, message)
+ * and the Mapping rule that wrote each field (found by applying the Mapping again with explain, on
+ * this failure path only).
+ */
+export function describeViolations(mapping: CompiledMapping, event: SegmentEvent, violations: readonly OutputViolation[]): string {
+  const explained = mapping.apply(event, { explain: true }).explain?.fields ?? [];
+  const ruleOf = (path: string): string | undefined => {
+    let best: { rule: string; length: number } | undefined;
+    for (const f of explained) {
+      if (f.outcome !== 'written' && f.outcome !== 'default') continue;
+      if ((path === f.to || path.startsWith(`${f.to}.`) || path.startsWith(`${f.to}[`)) && (!best || f.to.length >= best.length)) best = { rule: f.rule, length: f.to.length };
+    }
+    return best?.rule;
+  };
+  const shown = violations.slice(0, 5).map((v) => {
+    const rule = ruleOf(v.path);
+    return `${v.path || '(payload)'} ${v.message} (${v.rule}${rule ? `; written by rule ${rule}` : '; no rule writes it'})`;
+  });
+  const more = violations.length > shown.length ? `; and ${violations.length - shown.length} more` : '';
+  return `output does not satisfy the destination schema: ${shown.join('; ')}${more}`;
 }

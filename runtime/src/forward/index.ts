@@ -29,5 +29,7 @@ export {
   type IntegrationConsumerResult,
   type ResumePoint,
 } from './consumer.js';
+export { compileIntegrationRoute, compileMappingResource, consentAllows, type IntegrationRoute, type SkipReason, type ConsentMissing } from './route.js';
+export { describeViolations } from './forwarder.js';
 export { DeadLetterPublisher, deadLetterMsgId, type DeadLetter, type DeadLetterReason } from './dead-letter.js';
 export { forwarderMetrics, DELIVERY_OUTCOMES, type ForwarderMetrics, type DeliveryOutcomeLabel } from './metrics.js';

@@ -17,6 +17,8 @@ export interface ForwarderMetrics {
   deadLetters: Counter<'integration' | 'reason'>;
   /** `switchyard_consumer_pending{integration}`: consumer num_pending + num_ack_pending, refreshed periodically. */
   pending: Gauge<'integration'>;
+  /** `switchyard_events_not_delivered_total{integration,reason}`: events skipped or dropped on purpose, by reason (event_type, event_name, event_filter, consent_denied, filtered, no_matching_rule). */
+  notDelivered: Counter<'integration' | 'reason'>;
 }
 
 const byRegistry = new WeakMap<Registry, ForwarderMetrics>();
@@ -58,6 +60,17 @@ export function forwarderMetrics(registry: Registry): ForwarderMetrics {
       registry,
       'switchyard_consumer_pending',
       () => new Gauge({ name: 'switchyard_consumer_pending', help: 'Events waiting for delivery: consumer num_pending + num_ack_pending.', labelNames: ['integration'], registers }),
+    ),
+    notDelivered: getOrCreate(
+      registry,
+      'switchyard_events_not_delivered_total',
+      () =>
+        new Counter({
+          name: 'switchyard_events_not_delivered_total',
+          help: 'Events skipped by the Integration or dropped by the Mapping on purpose, by reason.',
+          labelNames: ['integration', 'reason'],
+          registers,
+        }),
     ),
   };
   byRegistry.set(registry, m);

@@ -10,7 +10,7 @@ import { eventSubject, messageDedupId } from '../nats/subjects.js';
 import type { StreamSettings } from '../settings.js';
 import { applyBatchDefaults, enrichEvent, type RequestFacts, type SegmentEvent } from './enrich.js';
 import { ingestionMetrics, type IngestionMetrics, type RejectReason } from './metrics.js';
-import { SOURCE_HEADER } from './nats.js';
+import { CONSENT_MISSING_HEADER, SOURCE_HEADER } from './nats.js';
 import { isEventType, validateBatchEnvelope, validateEvent, type EventProblem } from './schema.js';
 import { SourceTable, originAllowed, type ActiveSource, type IngestionSource } from './sources.js';
 
@@ -358,7 +358,8 @@ export function createIngestionApp(options: IngestionOptions): { app: express.Ex
     // 7. Store the accepted calls; answer only after JetStream acknowledged every one.
     if (accepted.length > 0) {
       const { namespace, name } = src.spec;
-      const sourceHeader = { [SOURCE_HEADER]: `${namespace}/${name}` };
+      const sourceHeader: Record<string, string> = { [SOURCE_HEADER]: `${namespace}/${name}` };
+      if (src.spec.consent?.missing === 'deny') sourceHeader[CONSENT_MISSING_HEADER] = 'deny';
       const messages: OutgoingMessage[] = accepted.map((e) => ({
         subject: eventSubject(streams.subjectPrefix, namespace, name, e.type),
         data: Buffer.from(JSON.stringify(e)),

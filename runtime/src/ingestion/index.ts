@@ -8,7 +8,7 @@ export type { IngestionSource, RateDecision } from './sources.js';
 export { SourceRateLimiter, SourceTable } from './sources.js';
 export { enrichEvent, applyBatchDefaults, GENERATED_MESSAGE_ID_PREFIX, type SegmentEvent, type RequestFacts } from './enrich.js';
 export { EVENT_SCHEMAS, BatchEnvelope, validateEvent, validateBatchEnvelope, type EventProblem } from './schema.js';
-export { SOURCE_HEADER } from './nats.js';
+export { CONSENT_MISSING_HEADER, SOURCE_HEADER } from './nats.js';
 export type { RejectReason } from './metrics.js';
 
 /** A listening ingestion API, as {@link startIngestion} returns it. */

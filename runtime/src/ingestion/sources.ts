@@ -14,6 +14,8 @@ export interface IngestionSource {
   writeKey: string;
   /** Browser origins (`scheme://host[:port]`) allowed with CORS; `*` allows any. Empty: none. */
   allowedOrigins: string[];
+  /** Consent policy: `missing: deny` marks the Source's events so Integrations needing a consent category skip events without a preference for it. Default: allow. */
+  consent?: { missing: 'allow' | 'deny' };
   limits: {
     /** Largest accepted call in bytes, as JSON after decompression; larger calls are rejected one by one. */
     maxEventBytes: number;

@@ -2,8 +2,8 @@ import type { Integration, LoadedResource, Mapping, ResourceProblem, Secret, Sou
 import { objectKey, secretValues } from '../api/index.js';
 import type { IngestionSource } from '../ingestion/index.js';
 import type { ForwarderConfig } from '../forward/index.js';
-import { compileMapping } from '../mapping/index.js';
-import { SwitchyardError } from '../errors.js';
+import { compileIntegrationRoute, compileMappingResource } from '../forward/route.js';
+import { ErrorCodes, SwitchyardError } from '../errors.js';
 
 /** Everything `switchyard dev` runs, resolved from YAML resources. */
 export interface LocalPlan {
@@ -57,10 +57,10 @@ export function resolveLocal(loaded: LoadedResource[], options: { requireSecrets
         continue;
       }
       writeKeys.set(writeKey, objectKey(r));
-      sources.push({ namespace: ns, name: r.metadata.name, writeKey, allowedOrigins: [...spec.allowedOrigins], limits: { ...spec.limits } });
+      sources.push({ namespace: ns, name: r.metadata.name, writeKey, allowedOrigins: [...spec.allowedOrigins], limits: { ...spec.limits }, consent: { missing: spec.consent?.missing ?? 'allow' } });
     } else if (r.kind === 'Mapping') {
       try {
-        compileMapping((r as Mapping).spec);
+        compileMappingResource(r as Mapping);
         compiled.set(objectKey(r), true);
       } catch (e) {
         compiled.set(objectKey(r), false);
@@ -94,6 +94,17 @@ export function resolveLocal(loaded: LoadedResource[], options: { requireSecrets
     } else if (mapping.spec.destinationType && mapping.spec.destinationType !== spec.destination.type) {
       problem(l, '/spec/mappingRef/name', 'destinationType', `Mapping ${ns}/${spec.mappingRef.name} is written for ${mapping.spec.destinationType}, not ${spec.destination.type}`);
       ok = false;
+    } else {
+      // The Integration's own checks: events.where, and the Mapping against the destination's output schema.
+      try {
+        compileIntegrationRoute(integration, mapping);
+      } catch (e) {
+        const details = (e as SwitchyardError).details as { path: string; rule: string; message: string }[] | undefined;
+        const isMapping = (e as SwitchyardError).code === ErrorCodes.INVALID_MAPPING;
+        if (details?.length) for (const d of details) problem(l, isMapping ? '/spec/mappingRef/name' : d.path, d.rule, isMapping ? `Mapping ${ns}/${spec.mappingRef.name} at ${d.path}: ${d.message}` : d.message);
+        else problem(l, '/spec', 'integration', (e as Error).message);
+        ok = false;
+      }
     }
     let credentials: Record<string, string> = {};
     if (spec.credentialsSecretRef) {

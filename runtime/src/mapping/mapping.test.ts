@@ -40,7 +40,8 @@ describe('parsePath', () => {
     ['traits["prénom"]', [{ key: 'traits' }, { key: 'prénom' }]],
     ['$ctx.@id-1', [{ key: '$ctx' }, { key: '@id-1' }]],
   ])('parses %s', (text, segments) => {
-    expect(parsePath(text)).toEqual(segments);
+    const parsed = parsePath(text);
+    expect(typeof parsed === 'string' ? parsed : parsed.map(({ key, index }) => (key !== undefined ? { key } : { index }))).toEqual(segments);
   });
 
   it.each([
@@ -182,9 +183,9 @@ describe('parts and names', () => {
     ['other types by type', { type: 'identify', userId: 'u9' }, { ok: true, name: 'user', payload: { event: 'user', g: true, v: 'global', id: 'u9' } }],
     ['a page call', { type: 'page', name: 'Home' }, { ok: true, name: 'page', payload: { event: 'page', g: true, v: 'global', kind: 'page-key' } }],
     ['a track event named like a type, by its name', track('page'), { ok: true, name: 'page', payload: { event: 'page', g: true, v: 'global', kind: 'page-key' } }],
-    ['unmatched track without default: dropped', track('Other'), { ok: false, dropped: 'no_matching_rule' }],
-    ['unmatched type without default: dropped (global alone is not enough)', { type: 'group' }, { ok: false, dropped: 'no_matching_rule' }],
-    ['track named like an inherited property', track('constructor'), { ok: false, dropped: 'no_matching_rule' }],
+    ['unmatched track without default: dropped', track('Other'), expect.objectContaining({ ok: false, dropped: 'no_matching_rule' })],
+    ['unmatched type without default: dropped (global alone is not enough)', { type: 'group' }, expect.objectContaining({ ok: false, dropped: 'no_matching_rule' })],
+    ['track named like an inherited property', track('constructor'), expect.objectContaining({ ok: false, dropped: 'no_matching_rule' })],
   ])('%s', (_title, event, expected) => {
     expect(compileMapping(spec).apply(event)).toEqual(expected);
   });

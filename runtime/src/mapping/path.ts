@@ -5,8 +5,12 @@
  * `properties.products[0]["price.eur"]`.
  */
 
-/** One step of a path: an own key of an object, or an index of an array. */
-export type PathSegment = { key: string; index?: undefined } | { index: number; key?: undefined };
+/**
+ * One step of a path: an own key of an object, or an index of an array. `inherited` marks keys
+ * that also name a property of Object.prototype (`toString`, `hasOwnProperty`…): only those need
+ * an own-key check when read, so the common case is a single property load.
+ */
+export type PathSegment = { key: string; index?: undefined; inherited?: boolean } | { index: number; key?: undefined; inherited?: undefined };
 
 /** Keys refused anywhere in a path: writing them could reach `Object.prototype`. */
 export const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
@@ -62,7 +66,8 @@ export function parsePath(text: string): PathSegment[] | string {
   for (const s of segments) {
     if (s.key !== undefined && FORBIDDEN_KEYS.has(s.key)) return `the key ${JSON.stringify(s.key)} is not allowed in a path`;
   }
-  return segments;
+  // One shape for every segment keeps the readers' property accesses monomorphic.
+  return segments.map((s) => (s.key !== undefined ? { key: s.key, index: undefined, inherited: s.key in Object.prototype } : { key: undefined, index: s.index, inherited: undefined }));
 }
 
 /**
@@ -77,7 +82,9 @@ export function readPath(root: unknown, segments: readonly PathSegment[]): unkno
       if (!Array.isArray(cur) || s.index >= cur.length) return undefined;
       cur = cur[s.index];
     } else {
-      if (Array.isArray(cur) || !Object.hasOwn(cur, s.key)) return undefined;
+      // `inherited` is false only for keys parsePath checked; segments built by hand get the own-key check.
+      if (Array.isArray(cur) || (s.inherited !== false && !Object.hasOwn(cur, s.key))) return undefined;
+      // A key no prototype of a JSON object holds can only be an own key: one load suffices.
       cur = (cur as Record<string, unknown>)[s.key];
     }
   }
@@ -92,8 +99,9 @@ function put(container: Record<string, unknown> | unknown[], s: PathSegment, val
     while (arr.length < s.index) arr.push(null);
     arr[s.index] = value;
   } else {
-    // Keys were checked against FORBIDDEN_KEYS at compile time; defineProperty never invokes a setter.
-    Object.defineProperty(container, s.key, { value, writable: true, enumerable: true, configurable: true });
+    // Keys were checked against FORBIDDEN_KEYS at compile time, and containers are plain objects
+    // we created or copied: the only setter a plain object inherits (__proto__) cannot be reached.
+    (container as Record<string, unknown>)[s.key] = value;
   }
 }
 
@@ -102,7 +110,7 @@ function put(container: Record<string, unknown> | unknown[], s: PathSegment, val
  * in the way is replaced (later rules win). Containers not in `owned` (taken from the event or a
  * static value) are copied before being written into, so neither is ever mutated.
  */
-export function writePath(out: Record<string, unknown>, segments: readonly PathSegment[], value: unknown, owned: WeakSet<object>): void {
+export function writePath(out: Record<string, unknown>, segments: readonly PathSegment[], value: unknown, owned: Set<object> | WeakSet<object>): void {
   let cur: Record<string, unknown> | unknown[] = out;
   for (let i = 0; i < segments.length - 1; i++) {
     const s = segments[i]!;

@@ -17,6 +17,8 @@ export function testIntegration(
     sources: string[];
     delivery?: Partial<IntegrationSpec['delivery']>;
     events?: Partial<IntegrationSpec['events']>;
+    consent?: string[];
+    payloadSchema?: object;
     headers?: Record<string, string>;
     method?: 'POST' | 'PUT' | 'PATCH';
     paused?: boolean;
@@ -29,7 +31,8 @@ export function testIntegration(
     spec: {
       sourceRefs: options.sources.map((s) => ({ name: s })),
       mappingRef: { name: 'test' },
-      destination: { type: 'webhook', webhook: { url: options.url, method: options.method ?? 'POST', headers: options.headers ?? {} } },
+      destination: { type: 'webhook', webhook: { url: options.url, method: options.method ?? 'POST', headers: options.headers ?? {}, ...(options.payloadSchema ? { payloadSchema: options.payloadSchema } : {}) } },
+      consent: { categories: options.consent ?? [] },
       events: { types: ['track', 'page', 'screen', 'identify', 'group', 'alias'], ...options.events },
       delivery: { batchSize: 1, concurrency: 4, timeout: '2s', retrySchedule: ['200ms', '200ms'], ...options.delivery },
       forwarder: { replicas: 1 },
@@ -49,12 +52,13 @@ export function trackEvent(messageId: string, event = 'Order Completed', propert
 }
 
 /** Publishes events the way ingestion does: subject per source and type, `Sy-Source` header, dedup id. Resolves with their stream sequences. */
-export async function publishEvents(nc: NatsConnection, streams: StreamSettings, source: string, events: Record<string, unknown>[], namespace = 'default'): Promise<number[]> {
+export async function publishEvents(nc: NatsConnection, streams: StreamSettings, source: string, events: Record<string, unknown>[], namespace = 'default', extraHeaders: Record<string, string> = {}): Promise<number[]> {
   const js = jetstream(nc);
   const seqs: number[] = [];
   for (const e of events) {
     const h = headers();
     h.set('Sy-Source', `${namespace}/${source}`);
+    for (const [k, v] of Object.entries(extraHeaders)) h.set(k, v);
     const ack = await js.publish(eventSubject(streams.subjectPrefix, namespace, source, e.type as EventType), JSON.stringify(e), {
       headers: h,
       msgID: messageDedupId(namespace, source, String(e.messageId)),

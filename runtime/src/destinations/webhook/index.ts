@@ -1,5 +1,5 @@
 import { Agent, request } from 'undici';
-import type { WebhookSettings } from '../../api/index.js';
+import type { Integration, WebhookSettings } from '../../api/index.js';
 import type { Clock } from '../../clock.js';
 import { ErrorCodes, SwitchyardError } from '../../errors.js';
 import { USER_AGENT, type DeliveryOutcome, type Destination, type DestinationOptions, type SendResult } from '../types.js';
@@ -111,6 +111,12 @@ export class WebhookDestination implements Destination {
   /** Builds the destination for {@link DestinationType} registries. */
   static create(options: DestinationOptions): WebhookDestination {
     return new WebhookDestination(options);
+  }
+
+  /** `spec.destination.webhook.payloadSchema`, when the Integration sets one; a webhook takes any JSON otherwise. */
+  static outputSchema(integration: Integration | undefined): object | undefined {
+    const schema = integration?.spec.destination.webhook?.payloadSchema;
+    return schema && typeof schema === 'object' ? schema : undefined;
   }
 
   /** The request body for these payloads (exactly one payload when batchSize is 1). */
