@@ -47,6 +47,22 @@ describe('switchyard validate', () => {
     expect(r.err).toContain('1 problem(s)');
   });
 
+  it('checks each Integration against its Mapping: output its payload schema refuses, an invalid where', async () => {
+    const dir = await tempDir();
+    await cp(examples, dir, { recursive: true });
+    const file = path.join(dir, '4-integration.yaml');
+    const text = await readFile(file, 'utf8');
+    const schema = '\n      payloadSchema: {type: object, required: [orderNumber]}';
+    await writeFile(file, text.replace(/(url: .*)/, `$1${schema}`));
+    const r = await run('validate', '-f', dir);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/Integration\/default\/example-webhook\): \/spec\/mappingRef\/name: Mapping default\/webhook-ecommerce at \/eventSpecific\/Product Viewed: output never has orderNumber/);
+    await writeFile(file, text.replace('events:', 'events:\n    where: [{path: properties.total}]'));
+    const r2 = await run('validate', '-f', dir);
+    expect(r2.code).toBe(1);
+    expect(r2.err).toContain('/spec/events/where/0: a test needs an operator');
+  });
+
   it('reports mapping rule errors with the path of the offending rule', async () => {
     const dir = await tempDir();
     await writeFile(

@@ -27,9 +27,9 @@ describe('ingestion API', () => {
   let fx: Awaited<ReturnType<typeof natsFixture>>;
   let ingestion: Awaited<ReturnType<typeof startIngestion>>;
 
-  async function start(extra: { trustProxy?: boolean } = {}) {
+  async function start(extra: { trustProxy?: boolean } = {}, sources: IngestionSource[] = [WEB, BACKEND]) {
     await ingestion?.close();
-    ingestion = await startIngestion({ nc: fx.nc, streams: fx.streams, sources: [WEB, BACKEND], clock: { now: () => NOW }, host: '127.0.0.1', ...extra });
+    ingestion = await startIngestion({ nc: fx.nc, streams: fx.streams, sources, clock: { now: () => NOW }, host: '127.0.0.1', ...extra });
   }
 
   beforeEach(async () => {
@@ -52,16 +52,27 @@ describe('ingestion API', () => {
   }
 
   /** Every message of the events stream, in order. */
-  async function stored(): Promise<{ subject: string; msgId: string; source: string; event: Json }[]> {
+  async function stored(): Promise<{ subject: string; msgId: string; source: string; consentMissing: string; event: Json }[]> {
     const name = fx.streams.events.name;
     const { state } = await fx.jsm.streams.info(name);
     const out = [];
     for (let seq = state.first_seq; state.messages > 0 && seq <= state.last_seq; seq++) {
       const m = await fx.jsm.streams.getMessage(name, { seq });
-      if (m) out.push({ subject: m.subject, msgId: m.header.get('Nats-Msg-Id'), source: m.header.get('Sy-Source'), event: m.json<Json>() });
+      if (m) out.push({ subject: m.subject, msgId: m.header.get('Nats-Msg-Id'), source: m.header.get('Sy-Source'), consentMissing: m.header.get('Sy-Consent-Missing'), event: m.json<Json>() });
     }
     return out;
   }
+
+  it('marks events of a Source whose consent.missing is deny, so the forwarder can apply it', async () => {
+    await start({}, [WEB, { ...BACKEND, consent: { missing: 'deny' } }]);
+    expect((await post('/v1/track', { userId: 'u', event: 'A' }, { key: WEB.writeKey })).status).toBe(200);
+    expect((await post('/v1/track', { userId: 'u', event: 'B' }, { key: BACKEND.writeKey })).status).toBe(200);
+    const events = await stored();
+    expect(events.map((e) => [e.event.event, e.consentMissing])).toEqual([
+      ['A', ''],
+      ['B', 'deny'],
+    ]);
+  });
 
   it('stores a track call under its subject, Nats-Msg-Id and Sy-Source, enriched and skew-corrected', async () => {
     const res = await post(
