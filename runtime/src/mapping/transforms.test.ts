@@ -201,6 +201,20 @@ describe('number steps', () => {
 
 describe('date', () => {
   const NY = 'America/New_York';
+
+  it('reads the canonical toISOString form like Date.parse, across years, leap days and month ends', () => {
+    const instants = [Date.UTC(2024, 1, 29, 23, 59, 59, 999), Date.UTC(1970, 0, 1), Date.UTC(2000, 11, 31, 12, 0, 0, 1), Date.UTC(2100, 1, 28, 0, 0, 0, 500)];
+    for (let i = 0; i < 200; i++) instants.push(Date.UTC(1900 + ((i * 37) % 300), (i * 5) % 12, 1 + ((i * 7) % 28), (i * 3) % 24, (i * 11) % 60, (i * 13) % 60, (i * 17) % 1000));
+    for (const ms of instants) {
+      const iso = new Date(ms).toISOString();
+      expect({ iso, out: run([{ date: { to: 'unixMillis' } }], iso) }).toEqual({ iso, out: ok(ms) });
+    }
+  });
+
+  it.each(['2026-13-20T15:04:20.108Z', '2026-02-30T15:04:20.108Z', '2026-11-20T24:04:20.108Z', '2026-11-2xT15:04:20.108Z', '2026-11-20T15:04:60.108Z'])('refuses the canonical-looking but invalid %s', (text) => {
+    expect(run([{ date: { to: 'unixMillis' } }], text)).toEqual(expect.objectContaining({ failure: expect.stringContaining('date') }));
+  });
+
   it.each<[string, Record<string, unknown>, unknown, Outcome]>([
     // Precision: sub-millisecond digits survive to unixMicros.
     ['ISO micros', { to: 'unixMicros' }, '2026-11-20T15:04:20.108123Z', ok(1795187060108123)],

@@ -262,7 +262,41 @@ function daysFromCivil(y: number, m: number, d: number): number {
  * midnight). Fraction digits below the millisecond go to {@link parsedSubMillisMicros} (JS Date
  * drops them); beyond microseconds they are truncated.
  */
+/**
+ * Fast path for the canonical form `Date.prototype.toISOString` and Segment libraries write,
+ * `YYYY-MM-DDTHH:MM:SS.sssZ` (most events): digits read with charCodeAt, no regex or slices.
+ * @returns epoch milliseconds, or undefined for any other form or an out-of-range field (the
+ * general parser then decides, with its error message).
+ */
+function parseCanonicalIso(s: string): number | undefined {
+  if (s.length !== 24 || s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45 || s.charCodeAt(10) !== 84 || s.charCodeAt(13) !== 58 || s.charCodeAt(16) !== 58 || s.charCodeAt(19) !== 46 || s.charCodeAt(23) !== 90) {
+    return undefined;
+  }
+  let bad = false;
+  const num = (from: number, to: number): number => {
+    let n = 0;
+    for (let i = from; i < to; i++) {
+      const c = s.charCodeAt(i) - 48;
+      if (c < 0 || c > 9) bad = true;
+      n = n * 10 + c;
+    }
+    return n;
+  };
+  const year = num(0, 4);
+  const month = num(5, 7);
+  const day = num(8, 10);
+  const hour = num(11, 13);
+  const minute = num(14, 16);
+  const second = num(17, 19);
+  const millis = num(20, 23);
+  if (bad || month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month) || hour > 23 || minute > 59 || second > 59) return undefined;
+  parsedSubMillisMicros = 0;
+  return (((daysFromCivil(year, month, day) * 24 + hour) * 60 + minute) * 60 + second) * 1000 + millis;
+}
+
 function parseIsoInstant(text: string): number | StepFailure {
+  const fast = parseCanonicalIso(text);
+  if (fast !== undefined) return fast;
   const s = text.trim();
   const m = ISO_INSTANT.exec(s);
   if (!m) return new StepFailure(`date: ${JSON.stringify(preview(s))} is not an ISO 8601 date-time with a time zone (Z or ±hh:mm) or a date YYYY-MM-DD`);
