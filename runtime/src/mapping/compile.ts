@@ -410,6 +410,10 @@ function shapeOf(rules: readonly CompiledRule[], prefix: ShapeSegment[]): Output
       const produced = rule.transforms ? rule.transforms.outputType : rule.expr ? rule.expr.resultType : rule.sources.every((s) => s.kind === 'name' || s.kind === 'type') ? 'string' : undefined;
       if (produced !== undefined) {
         types = new Set([produced]);
+        // Scalar steps map over an array input element by element: unless the input's type is
+        // known, the result may be an array of `produced`.
+        const input = rule.expr ? rule.expr.resultType : rule.sources.every((s) => s.kind === 'name' || s.kind === 'type') ? 'string' : undefined;
+        if (rule.transforms && (input === undefined || input === 'array')) types.add('array');
         if (rule.fallback) types.add(JSON_TYPE_OF(rule.fallback.v));
       }
     }

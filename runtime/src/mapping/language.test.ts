@@ -359,3 +359,17 @@ describe('output shape checks', () => {
     expect(checkMappingOutput(m, target)).toEqual([expect.objectContaining({ path: '/default/fields/0' })]);
   });
 });
+
+describe('output shape checks of transformed values', () => {
+  it('does not refuse a hashed field an array schema expects: scalar steps map over arrays', () => {
+    const schema = { type: 'object', properties: { em: { type: 'array', items: { type: 'string' } } } };
+    const spec: MappingSpec = { default: { fields: [{ to: 'em', from: 'traits.emails', transforms: [{ hash: 'email' }] }] } };
+    const m = compileMapping(spec, { outputSchema: { schema, label: 'meta-like' } });
+    expect(m.apply({ type: 'identify', traits: { emails: ['A@b.com', 'c@d.com'] } })).toMatchObject({ ok: true, payload: { em: [expect.stringMatching(/^[0-9a-f]{64}$/), expect.stringMatching(/^[0-9a-f]{64}$/)] } });
+  });
+  it('still refuses a number where the schema wants a string', () => {
+    const schema = { type: 'object', properties: { id: { type: 'string' } } };
+    const spec: MappingSpec = { default: { fields: [{ to: 'id', expr: '1.5 * 2.0', transforms: [{ round: 0 }] }] } };
+    expect(() => compileMapping(spec, { outputSchema: { schema, label: 'x' } })).toThrow(/\/default\/fields\/0/);
+  });
+});
