@@ -123,12 +123,42 @@ export function parseYaml(text: string, file: string): { docs: { doc: unknown; o
 /** Mapping test files (`switchyard test`): `*.test.yaml`, `*.test.yml`, `*.test.json`. Not resources. */
 export const TEST_FILE = /\.test\.(ya?ml|json)$/;
 
+const DATA_FILE = /\.(ya?ml|json)$/;
+
+/** Options of {@link expandPaths} and {@link loadResources}. */
+export interface ExpandOptions {
+  /** Also read subfolders, like `kubectl apply -R` (skipping `node_modules` and dot-folders). Default: false. */
+  recursive?: boolean;
+}
+
 /**
- * Expands files and folders (non-recursive: `*.yaml`, `*.yml`, `*.json` in them, except Mapping
- * test files) into file paths, sorted. A file named explicitly is always kept.
+ * Expands files and folders into file paths, sorted per folder: the `*.yaml`, `*.yml` and `*.json`
+ * files of each folder except Mapping test files, and with `recursive` those of its subfolders.
+ * A file named explicitly is always kept.
+ * @returns the files, and (without `recursive`) the subfolders holding such files that were not
+ * read, so callers can say so instead of passing silently.
+ * @throws SwitchyardError BAD_FILE when a path cannot be read.
  */
-export async function expandPaths(paths: string[]): Promise<string[]> {
-  const out: string[] = [];
+export async function expandPaths(paths: string[], options: ExpandOptions = {}): Promise<string[] & { unread?: string[] }> {
+  const out: string[] & { unread?: string[] } = [];
+  const unread: string[] = [];
+  const holdsData = async (dir: string, depth: number): Promise<boolean> => {
+    const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+    if (entries.some((e) => e.isFile() && DATA_FILE.test(e.name) && !TEST_FILE.test(e.name))) return true;
+    if (depth >= 3) return false;
+    for (const e of entries) if (e.isDirectory() && !skipFolder(e.name) && (await holdsData(path.join(dir, e.name), depth + 1))) return true;
+    return false;
+  };
+  const walk = async (dir: string): Promise<void> => {
+    const entries = (await readdir(dir, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name));
+    for (const e of entries) if (e.isFile() && DATA_FILE.test(e.name) && !TEST_FILE.test(e.name)) out.push(path.join(dir, e.name));
+    for (const e of entries) {
+      if (!e.isDirectory() || skipFolder(e.name)) continue;
+      const sub = path.join(dir, e.name);
+      if (options.recursive) await walk(sub);
+      else if (await holdsData(sub, 0)) unread.push(sub);
+    }
+  };
   for (const p of paths) {
     let info;
     try {
@@ -136,12 +166,18 @@ export async function expandPaths(paths: string[]): Promise<string[]> {
     } catch (cause) {
       throw new SwitchyardError(ErrorCodes.BAD_FILE, `cannot read ${p}: ${(cause as Error).message}`, { cause });
     }
-    if (info.isDirectory()) {
-      const names = (await readdir(p)).filter((n) => /\.(ya?ml|json)$/.test(n) && !TEST_FILE.test(n)).sort();
-      out.push(...names.map((n) => path.join(p, n)));
-    } else out.push(p);
+    if (info.isDirectory()) await walk(p);
+    else out.push(p);
   }
+  if (unread.length > 0) out.unread = unread;
   return out;
+}
+
+const skipFolder = (name: string): boolean => name === 'node_modules' || name.startsWith('.');
+
+/** The note callers print when folders were not read: `subfolders not read (add -R to read them): a/b, a/c`. */
+export function formatUnread(unread: readonly string[] | undefined): string | undefined {
+  return unread && unread.length > 0 ? `note: subfolders not read (add -R to read them): ${unread.join(', ')}` : undefined;
 }
 
 /**
@@ -154,13 +190,15 @@ export async function expandPaths(paths: string[]): Promise<string[]> {
  */
 export async function loadResources(
   paths: string[],
-): Promise<{ resources: LoadedResource[]; problems: ResourceProblem[]; invalid: Set<string>; skipped: SkippedResource[] }> {
+  options: ExpandOptions = {},
+): Promise<{ resources: LoadedResource[]; problems: ResourceProblem[]; invalid: Set<string>; skipped: SkippedResource[]; unread: string[] }> {
   const resources: LoadedResource[] = [];
   const skipped: SkippedResource[] = [];
   const invalid = new Set<string>();
   const problems: ResourceProblem[] = [];
   const seen = new Map<string, string>();
-  for (const file of await expandPaths(paths)) {
+  const files = await expandPaths(paths, options);
+  for (const file of files) {
     let text: string;
     try {
       text = await readFile(file, 'utf8');
@@ -173,6 +211,11 @@ export async function loadResources(
       const other = otherResourceKind(doc);
       if (other) {
         skipped.push({ origin, ...other });
+        continue;
+      }
+      // Reading a whole tree meets data files too (event fixtures, package.json): not objects at all.
+      if (options.recursive && isPlainData(doc)) {
+        skipped.push({ origin, apiVersion: '', kind: 'non-Kubernetes document' });
         continue;
       }
       const { resource, problems: p } = validateDocument(doc, origin);
@@ -191,13 +234,39 @@ export async function loadResources(
       resources.push({ resource, origin });
     }
   }
-  return { resources, problems, invalid, skipped };
+  return { resources, problems, invalid, skipped, unread: files.unread ?? [] };
 }
+
+/** A document with neither `apiVersion` nor `kind`: plain data, not a Kubernetes object. */
+const isPlainData = (doc: unknown): boolean => !doc || typeof doc !== 'object' || Array.isArray(doc) || (!('apiVersion' in doc) && !('kind' in doc));
 
 /** Summarises skipped documents for a terminal: `2 other resource(s) skipped (apps/v1 Deployment, v1 Service)`. */
 export function formatSkipped(skipped: SkippedResource[]): string {
-  const kinds = [...new Set(skipped.map((s) => `${s.apiVersion} ${s.kind}`))];
+  const kinds = [...new Set(skipped.map((s) => `${s.apiVersion} ${s.kind}`.trim()))];
   return `${skipped.length} other resource(s) skipped (${kinds.join(', ')})`;
+}
+
+/** Most problems shown per file: one YAML slip (an unquoted `[`) can otherwise produce hundreds. */
+export const MAX_PROBLEMS_PER_FILE = 20;
+
+/**
+ * Keeps the first {@link MAX_PROBLEMS_PER_FILE} problems of each file, adding one line per file
+ * that says how many more there are.
+ */
+export function capProblems(problems: readonly ResourceProblem[]): ResourceProblem[] {
+  const perFile = new Map<string, number>();
+  const out: ResourceProblem[] = [];
+  const fileOf = (p: ResourceProblem) => p.origin.replace(/#\d+$/, '');
+  for (const p of problems) {
+    const file = fileOf(p);
+    const n = (perFile.get(file) ?? 0) + 1;
+    perFile.set(file, n);
+    if (n <= MAX_PROBLEMS_PER_FILE) out.push(p);
+  }
+  for (const [file, n] of perFile) {
+    if (n > MAX_PROBLEMS_PER_FILE) out.push({ origin: file, path: '/', rule: 'more', message: `and ${n - MAX_PROBLEMS_PER_FILE} more problem(s) in this file; fix the first ones (often a YAML slip) and run again` });
+  }
+  return out;
 }
 
 /** Formats resource problems, one per line, for a terminal. */

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { pino } from 'pino';
-import { formatResourceProblems, formatSkipped, loadResources } from '../api/index.js';
+import { capProblems, formatResourceProblems, formatSkipped, formatUnread, loadResources } from '../api/index.js';
 import { consumerBacklog, ensureIntegrationConsumer, startForwarder, type DeliveryRecord, type Forwarder } from '../forward/index.js';
 import { startIngestion } from '../ingestion/index.js';
 import { connectOrStartNats } from '../local/nats.js';
@@ -53,6 +53,7 @@ export const DEFAULT_DEV_STORE = path.join(os.homedir(), '.cache', 'switchyard',
 
 interface DevOptions {
   filename: string[];
+  recursive: boolean;
   port: string;
   host: string;
   natsUrl?: string;
@@ -73,6 +74,7 @@ export function registerDev(program: Command, out: (s: string) => void, err: (s:
     .description('run ingestion and every Integration from YAML files in one process (local mode); starts a nats-server when no usable NATS answers')
     .requiredOption('-f, --filename <paths...>', 'files or folders with Source, Integration, Mapping and Secret YAML')
     .option('-p, --port <port>', 'ingestion port', '8787')
+    .option('-R, --recursive', 'also read the subfolders of the folders given (like kubectl apply -R)', false)
     .option('--host <host>', 'ingestion address', '127.0.0.1')
     .option('--nats-url <url>', 'NATS server URL(s), comma-separated (default: NATS_URL or nats://127.0.0.1:4222)')
     .option('--settings <file>', 'settings file {nats, streams} (YAML or JSON)')
@@ -81,11 +83,14 @@ export function registerDev(program: Command, out: (s: string) => void, err: (s:
     .action(async (opts: DevOptions) => {
       // The human-readable lines below tell what happens; JSON logs only for warnings unless asked.
       const logger = pino({ level: process.env.LOG_LEVEL ?? 'warn', base: { app: 'switchyard' } }, pino.destination(2));
-      const { resources, problems, invalid, skipped } = await loadResources(opts.filename);
+      const { resources, problems, invalid, skipped, unread } = await loadResources(opts.filename, { recursive: opts.recursive });
+      const note = formatUnread(unread);
+      if (note) out(note);
       const resolved = resolveLocal(resources, { invalid });
       problems.push(...resolved.problems);
       if (problems.length > 0) {
-        err(formatResourceProblems(problems));
+        err(formatResourceProblems(capProblems(problems)));
+        err(`${problems.length} problem(s): not starting`);
         process.exitCode = 1;
         return;
       }

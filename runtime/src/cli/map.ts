@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Option, type Command } from 'commander';
 import { parse } from 'yaml';
-import { TEST_FILE, expandPaths, formatResourceProblems, formatSkipped, loadResources, objectKey, DEFAULT_NAMESPACE } from '../api/index.js';
+import { TEST_FILE, capProblems, expandPaths, formatResourceProblems, formatSkipped, formatUnread, loadResources, objectKey, DEFAULT_NAMESPACE } from '../api/index.js';
 import type { Integration, LoadedResource, Mapping, ResourceProblem } from '../api/index.js';
 import { DESTINATIONS } from '../destinations/index.js';
 import { ErrorCodes, SwitchyardError, type Problem } from '../errors.js';
@@ -326,6 +326,7 @@ interface MapOptions {
   mapping?: string;
   integration?: string;
   explain: boolean;
+  recursive: boolean;
   consentMissing: ConsentMissing;
 }
 
@@ -346,14 +347,18 @@ export function registerMap(program: Command, out: (s: string) => void, err: (s:
     .option('--mapping <name>', 'Mapping to run (name or namespace/name); default: the Integration\'s, or the only one')
     .option('--integration <name>', 'Integration whose events filter, consent and output schema apply (name or namespace/name)')
     .option('--explain', 'after each output, tell rule by rule where each field came from', false)
+    .option('-R, --recursive', 'also read the subfolders of the folders given', false)
     .addOption(new Option('--consent-missing <policy>', "the Source's consent.missing: events without a consent preference are allowed or denied").choices(['allow', 'deny']).default('allow'))
     .action(async (opts: MapOptions) => {
       // The events file and test files may sit in a folder given with -f; they are not resources.
       const eventFile = opts.event === '-' ? undefined : path.resolve(opts.event);
-      const files = (await expandPaths(opts.filename)).filter((f) => path.resolve(f) !== eventFile && !TEST_FILE.test(path.basename(f)));
-      const { resources, problems, skipped } = await loadResources(files);
+      const expanded = await expandPaths(opts.filename, { recursive: opts.recursive });
+      const note = formatUnread(expanded.unread);
+      if (note) err(note);
+      const files = expanded.filter((f) => path.resolve(f) !== eventFile && !TEST_FILE.test(path.basename(f)));
+      const { resources, problems, skipped } = await loadResources(files, { recursive: opts.recursive });
       if (problems.length > 0) {
-        err(formatResourceProblems(problems));
+        err(formatResourceProblems(capProblems(problems)));
         err(`${problems.length} problem(s) in ${opts.filename.join(', ')}`);
         process.exitCode = 1;
         return;

@@ -167,6 +167,14 @@ describe('switchyard test', () => {
     expect((await run('test', path.join(dir, 'missing'))).err).toMatch(/^error SY_BAD_FILE: cannot read .*missing/);
   });
 
+  it('says to give the Mappings too when only test files are given', async () => {
+    const dir = await project({ 'tests/a.test.yaml': `mapping: shop\nevent: ${purchase}\nexpect: {dropped: filtered}\n` });
+    const r = await run('test', path.join(dir, 'tests'));
+    expect(r).toMatchObject({ code: 1, out: [] });
+    expect(r.err).toMatch(/^no Mapping found under .*tests: give the folder or file holding the Mappings too/);
+    expect((await run('test', path.join(dir, 'tests'), path.join(dir, 'shop.yaml'))).out.at(-1)).toMatch(/^\d+ passed, \d+ failed \(1 file\)$/);
+  });
+
   it('reports resource problems and runs no test; other Kubernetes objects and non-resource files are left alone', async () => {
     const dir = await project({
       'ok.test.yaml': 'mapping: shop\nevent: {type: page}\nexpect: {dropped: no_matching_rule}\n',

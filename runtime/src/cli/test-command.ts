@@ -361,6 +361,10 @@ export async function runTests(
     err(`${problems.length} problem(s) in the resources under ${paths.join(', ')}; no test ran`);
     return undefined;
   }
+  if (!resources.some((r) => r.resource.kind === 'Mapping')) {
+    err(`no Mapping found under ${paths.join(', ')}: give the folder or file holding the Mappings too (e.g. switchyard test mappings/, or switchyard test tests/ mapping.yaml); no test ran`);
+    return undefined;
+  }
 
   const runners = new Map<string, ReturnType<typeof compileRunner>>();
   const summary: TestRunSummary = { passed: 0, failed: 0, rewritten: 0, files: testFiles.length };

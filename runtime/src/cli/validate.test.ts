@@ -23,7 +23,8 @@ describe('switchyard validate', () => {
 
   it('skips other Kubernetes objects in the files, says which, and exits 0', async () => {
     const r = await run('validate', '-f', examples, path.join(examples, 'cluster/ingestion.yaml'));
-    expect(r).toMatchObject({ code: 0, err: '', out: '5 resource(s) valid; 2 other resource(s) skipped (apps/v1 Deployment, v1 Service)' });
+    expect(r).toMatchObject({ code: 0, out: '5 resource(s) valid; 2 other resource(s) skipped (apps/v1 Deployment, v1 Service)' });
+    expect(r.err).toMatch(/^note: subfolders not read/);
   });
 
   it('still refuses a switchyard.io document of an unknown kind or version among other objects', async () => {
@@ -61,6 +62,32 @@ describe('switchyard validate', () => {
     const r2 = await run('validate', '-f', dir);
     expect(r2.code).toBe(1);
     expect(r2.err).toContain('/spec/events/where/0: a test needs an operator');
+  });
+
+  it('says which subfolders it did not read, and reads them with -R', async () => {
+    const dir = await tempDir();
+    await cp(examples, dir, { recursive: true });
+    await writeFile(path.join(dir, 'mappings', 'broken.yaml'), 'apiVersion: switchyard.io/v1alpha1\nkind: Mapping\nmetadata: {name: broken}\nspec:\n  default:\n    fields:\n      - {to: a, from: "b..c"}\n');
+    const flat = await run('validate', '-f', dir);
+    expect(flat.code).toBe(0);
+    expect(flat.err).toBe(`note: subfolders not read (add -R to read them): ${path.join(dir, 'cluster')}, ${path.join(dir, 'mappings')}`);
+    const deep = await run('validate', '-R', '-f', dir);
+    expect(deep.code).toBe(1);
+    expect(deep.err).toContain(`${path.join(dir, 'mappings', 'broken.yaml')}#0 (Mapping/default/broken): /spec/default/fields/0/from`);
+    // Event fixtures and other plain data met on the way are not resources, and not problems.
+    expect(deep.err).not.toContain('events');
+  });
+
+  it('shows at most 20 problems per file, then says how many more', async () => {
+    const dir = await tempDir();
+    const fields = Array.from({ length: 30 }, (_, i) => `      - {to: "a${i}", from: "b..c"}`).join('\n');
+    await writeFile(path.join(dir, 'm.yaml'), `apiVersion: switchyard.io/v1alpha1\nkind: Mapping\nmetadata: {name: m}\nspec:\n  default:\n    fields:\n${fields}\n`);
+    const r = await run('validate', '-f', dir);
+    expect(r.code).toBe(1);
+    const lines = r.err.split('\n');
+    expect(lines.filter((l) => l.includes('/spec/default/fields/'))).toHaveLength(20);
+    expect(r.err).toContain('and 10 more problem(s) in this file');
+    expect(r.err).toContain('30 problem(s)');
   });
 
   it('reports mapping rule errors with the path of the offending rule', async () => {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { formatResourceProblems, formatSkipped, loadResources } from '../api/index.js';
+import { capProblems, formatResourceProblems, formatSkipped, formatUnread, loadResources } from '../api/index.js';
 import { resolveLocal } from '../local/resolve.js';
 
 /**
@@ -13,9 +13,12 @@ export function registerValidate(program: Command, out: (s: string) => void, err
     .command('validate')
     .description('check Source, Integration, Mapping (and Secret) YAML offline: schemas, mapping rules, references')
     .requiredOption('-f, --filename <paths...>', 'files or folders (*.yaml, *.yml, *.json) to check')
+    .option('-R, --recursive', 'also read the subfolders of the folders given (like kubectl apply -R)', false)
     .option('--require-secrets', 'also fail when a referenced Secret is not among the files (Secrets usually live outside Git)', false)
-    .action(async (opts: { filename: string[]; requireSecrets: boolean }) => {
-      const { resources, problems, invalid, skipped } = await loadResources(opts.filename);
+    .action(async (opts: { filename: string[]; requireSecrets: boolean; recursive: boolean }) => {
+      const { resources, problems, invalid, skipped, unread } = await loadResources(opts.filename, { recursive: opts.recursive });
+      const note = formatUnread(unread);
+      if (note) err(note);
       problems.push(...resolveLocal(resources, { requireSecrets: opts.requireSecrets, invalid }).problems);
       // Naming what was skipped lets a typo in a switchyard.io apiVersion be noticed.
       const skippedNote = skipped.length > 0 ? `; ${formatSkipped(skipped)}` : '';
@@ -26,7 +29,7 @@ export function registerValidate(program: Command, out: (s: string) => void, err
         return;
       }
       if (problems.length > 0) {
-        err(formatResourceProblems(problems));
+        err(formatResourceProblems(capProblems(problems)));
         err(`${problems.length} problem(s) in ${opts.filename.join(', ')}`);
         process.exitCode = 1;
         return;

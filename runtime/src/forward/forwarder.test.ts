@@ -9,7 +9,8 @@ import { eventually, startTestReceiver, type Responder, type TestReceiver } from
 import { useNatsFixture } from '../test-support/nats.js';
 import { USER_AGENT } from '../destinations/index.js';
 import { ensureIntegrationConsumer } from './consumer.js';
-import { MAX_RETRY_AFTER_MS, retryDelayMs, startForwarder, type DeliveryRecord, type Forwarder } from './forwarder.js';
+import { compileMapping } from '../mapping/index.js';
+import { MAX_RETRY_AFTER_MS, describeViolations, retryDelayMs, startForwarder, type DeliveryRecord, type Forwarder } from './forwarder.js';
 
 const { fx, cleanups } = useNatsFixture();
 
@@ -335,6 +336,18 @@ describe('filtering', () => {
     expect(s.receiver.requests.map((r) => r.body)).toEqual([{ id: 'fine', value: 5 }]);
     const [letter] = (await readDeadLetters(fx.jsm, fx.streams)).filter((d) => d.letter.integration.name === s.integration.metadata.name);
     expect(letter!.letter).toMatchObject({ reason: 'invalid_output', error: expect.stringContaining('value must be >= 0 (minimum; written by rule /default/fields/1)') });
+  });
+
+  it('says which rule gave no value for a required output field', () => {
+    const mapping = compileMapping({ default: { fields: [{ to: 'user.email', from: 'traits.email' }, { to: 'id', from: 'messageId' }] } });
+    const event = { type: 'identify', messageId: 'm', traits: {} };
+    const text = describeViolations(mapping, event, [
+      { instancePath: '/user', path: 'user', rule: 'required', message: 'is required' },
+      { instancePath: '/other', path: 'other', rule: 'required', message: 'is required' },
+    ]);
+    expect(text).toBe(
+      'output does not satisfy the destination schema: user is required (required; rule /default/fields/0 gave no value: absent (missing)); other is required (required; no rule writes it)',
+    );
   });
 
   it('dead-letters a stored message that is not a JSON object', async () => {

@@ -625,9 +625,15 @@ export function describeViolations(mapping: CompiledMapping, event: SegmentEvent
     }
     return best?.rule;
   };
+  // For a field that was not written: a rule that could have (at or below it) but gave nothing.
+  const missedBy = (path: string): string | undefined => {
+    const f = explained.find((e) => (e.outcome === 'left out' || e.outcome === 'skipped') && (e.to === path || e.to.startsWith(`${path}.`) || e.to.startsWith(`${path}[`)));
+    return f ? `rule ${f.rule} gave no value: ${f.reason ?? f.outcome}` : undefined;
+  };
   const shown = violations.slice(0, 5).map((v) => {
     const rule = ruleOf(v.path);
-    return `${v.path || '(payload)'} ${v.message} (${v.rule}${rule ? `; written by rule ${rule}` : '; no rule writes it'})`;
+    const why = rule ? `written by rule ${rule}` : (missedBy(v.path) ?? 'no rule writes it');
+    return `${v.path || '(payload)'} ${v.message} (${v.rule}; ${why})`;
   });
   const more = violations.length > shown.length ? `; and ${violations.length - shown.length} more` : '';
   return `output does not satisfy the destination schema: ${shown.join('; ')}${more}`;

@@ -18,20 +18,26 @@ export type ConsentMissing = 'allow' | 'deny';
 /**
  * Whether an event's consent allows a destination needing `categories`. The event's preferences
  * are Segment's `context.consent.categoryPreferences` (category → boolean,
- * https://segment.com/docs/privacy/consent-management/consent-in-segment-connections/); category
- * names match exactly (case-sensitive). A category set to false denies; one missing (or not a
- * boolean) denies only when `missing` is deny.
+ * https://segment.com/docs/privacy/consent-management/consent-in-segment-connections/). Category
+ * names match ignoring case, so an opt-out spelled `advertising` still denies `Advertising`; when
+ * several spellings are present, any false denies. A category set to false denies; one missing (or
+ * not a boolean) denies only when `missing` is deny.
  * @returns true when every category is allowed.
  */
 export function consentAllows(event: SegmentEvent, categories: readonly string[], missing: ConsentMissing): boolean {
   if (categories.length === 0) return true;
   const context = event.context as { consent?: { categoryPreferences?: unknown } } | undefined;
   const prefs = context?.consent?.categoryPreferences;
-  const table = prefs !== null && typeof prefs === 'object' && !Array.isArray(prefs) ? (prefs as Record<string, unknown>) : undefined;
+  const entries = prefs !== null && typeof prefs === 'object' && !Array.isArray(prefs) ? Object.entries(prefs as Record<string, unknown>) : [];
   for (const category of categories) {
-    const v = table && Object.hasOwn(table, category) ? table[category] : undefined;
-    if (v === false) return false;
-    if (v !== true && missing === 'deny') return false;
+    const wanted = category.toLowerCase();
+    let granted = false;
+    for (const [key, v] of entries) {
+      if (key.toLowerCase() !== wanted) continue;
+      if (v === false) return false;
+      if (v === true) granted = true;
+    }
+    if (!granted && missing === 'deny') return false;
   }
   return true;
 }

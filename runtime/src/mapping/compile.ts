@@ -114,6 +114,8 @@ interface CompiledRule {
   when: CompiledConditions | undefined;
   merge: boolean;
   each: CompiledRule[] | undefined;
+  /** Its `each` rules target `$item`: each element becomes that value, and elements without one are left out. */
+  eachSelf: boolean;
 }
 
 interface CompiledPart {
@@ -152,7 +154,11 @@ function compileRules(rules: readonly FieldRule[] | undefined, where: string, en
     if (rule.merge && rule.each) problems.push({ path: `${at}/merge`, rule: 'dependency', message: 'merge and each exclude each other' });
 
     const to = parsePath(rule.to);
+    const self = rule.to === '$item';
     if (typeof to === 'string') problems.push({ path: `${at}/to`, rule: 'path', message: to });
+    else if (to[0]!.key === '$item' && (!self || scope !== 'item')) {
+      problems.push({ path: `${at}/to`, rule: 'path', message: scope !== 'item' ? '$item as a target is only available inside each' : '$item as a target takes no sub-path: it makes the element the value itself' });
+    }
     else if (to.some((s) => s.index !== undefined && s.index > MAX_WRITE_INDEX)) {
       problems.push({ path: `${at}/to`, rule: 'path', message: `array indexes written by a rule are at most ${MAX_WRITE_INDEX}` });
     }
@@ -169,6 +175,11 @@ function compileRules(rules: readonly FieldRule[] | undefined, where: string, en
     const transforms = rule.transforms ? compileTransforms(rule.transforms, `${at}/transforms`, problems, env.lookups) : undefined;
     const when = rule.when ? compileConditions(rule.when, `${at}/when`, problems, scope) : undefined;
     const each = rule.each !== undefined ? compileRules(rule.each, `${at}/each`, env, 'item') : undefined;
+    if (rule.each?.some((r) => r.to === '$item')) {
+      rule.each.forEach((r, j) => {
+        if (r.to !== '$item') problems.push({ path: `${at}/each/${j}/to`, rule: 'dependency', message: 'a rule of this each targets $item (the element is that value), so rules writing other paths would be lost' });
+      });
+    }
     if (problems.length > before || typeof to === 'string') return;
     out.push({
       pointer: at,
@@ -185,6 +196,7 @@ function compileRules(rules: readonly FieldRule[] | undefined, where: string, en
       when,
       merge: rule.merge === true,
       each,
+      eachSelf: rule.each?.some((r) => r.to === '$item') === true,
     });
   });
   return out;
@@ -275,17 +287,25 @@ function ruleValue(rule: CompiledRule, root: unknown, input: CelInput, tried?: s
   if (rule.expr) {
     const raw = rule.expr.evaluate(input);
     const v = raw instanceof CelFailure ? new Absent(`expr failed: ${raw.message}`) : candidate(rule, raw);
-    tried?.push(`expr: ${v instanceof Absent ? v.reason : describeValue(v)}`);
+    tried?.push(raw instanceof CelFailure ? `expr: ${(v as Absent).reason}` : describeTry('expr', rule, raw, v));
     return v;
   }
   for (let i = 0; i < rule.sources.length; i++) {
-    const v = candidate(rule, readSource(rule.sources[i]!, root, input));
-    if (tried) tried.push(`${rule.sourceTexts[i]}: ${v instanceof Absent ? v.reason : describeValue(v)}`);
+    const raw = readSource(rule.sources[i]!, root, input);
+    const v = candidate(rule, raw);
+    if (tried) tried.push(describeTry(rule.sourceTexts[i]!, rule, raw, v));
     if (!(v instanceof Absent)) return v;
     if (v.fatal) return v;
     last = v;
   }
   return last ?? MISSING;
+}
+
+/** One line of `tried`: what the source held, and what transforms made of it (`properties.total: "9.5" → 9.5`). */
+function describeTry(source: string, rule: CompiledRule, raw: unknown, v: unknown): string {
+  if (raw === undefined || raw === null) return `${source}: ${describeValue(raw)}`;
+  if (v instanceof Absent) return `${source}: ${describeValue(raw)} → ${v.reason}`;
+  return rule.transforms ? `${source}: ${describeValue(raw)} → ${describeValue(v)}` : `${source}: ${describeValue(v)}`;
 }
 
 function mergeInto(out: Record<string, unknown>, to: readonly PathSegment[], value: Record<string, unknown>, owned: Set<object>): void {
@@ -340,14 +360,15 @@ function applyRules(rules: readonly CompiledRule[], root: unknown, input: CelInp
     } else if (rule.each) {
       const elements = value as unknown[];
       const each = rule.each;
-      const items: unknown[] = new Array(elements.length);
+      const items: unknown[] = rule.eachSelf ? [] : new Array(elements.length);
       for (let i = 0; i < elements.length; i++) {
         const item: Record<string, unknown> = {};
         run.owned.add(item);
         const element = elements[i];
         const failure = applyRules(each, element, { event: input.event, name: input.name, type: input.type, item: element }, item, run, `${prefix}${rule.toText}[${i}].`);
         if (failure) return failure;
-        items[i] = item;
+        if (!rule.eachSelf) items[i] = item;
+        else if (Object.hasOwn(item, '$item')) items.push(item.$item);
       }
       run.owned.add(items);
       value = items;
@@ -398,7 +419,8 @@ const JSON_TYPE_OF = (v: unknown): JsonType => (v === null ? 'null' : Array.isAr
 function shapeOf(rules: readonly CompiledRule[], prefix: ShapeSegment[]): OutputField[] {
   const fields: OutputField[] = [];
   for (const rule of rules) {
-    const path: ShapeSegment[] = [...prefix, ...rule.to.map((s): ShapeSegment => (s.index !== undefined ? { index: s.index } : { key: s.key! }))];
+    // A `$item` target is the element itself.
+    const path: ShapeSegment[] = rule.toText === '$item' ? [...prefix] : [...prefix, ...rule.to.map((s): ShapeSegment => (s.index !== undefined ? { index: s.index } : { key: s.key! }))];
     const always = !rule.when && (rule.value !== undefined || rule.fallback !== undefined || rule.required);
     let types: Set<JsonType> | undefined;
     if (rule.value) types = new Set([JSON_TYPE_OF(rule.value.v)]);

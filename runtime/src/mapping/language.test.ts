@@ -280,7 +280,7 @@ describe('explain', () => {
     expect(r.ok).toBe(true);
     expect(r.explain?.part).toBe('/eventSpecific/Order Completed');
     expect(r.explain?.fields).toEqual([
-      expect.objectContaining({ rule: '/eventSpecific/Order Completed/fields/0', to: 'value', outcome: 'written', from: 'properties.total', value: 9.5, tried: ['properties.revenue: absent (null)', 'properties.total: 9.5'], steps: ['convert: 9.5'] }),
+      expect.objectContaining({ rule: '/eventSpecific/Order Completed/fields/0', to: 'value', outcome: 'written', from: 'properties.total', value: 9.5, tried: ['properties.revenue: absent (null)', 'properties.total: "9.5" → 9.5'], steps: ['convert: 9.5'] }),
       expect.objectContaining({ to: 'currency', outcome: 'default', value: 'USD' }),
       expect.objectContaining({ to: 'coupon', outcome: 'left out' }),
       expect.objectContaining({ to: 'vip', outcome: 'skipped', reason: expect.stringContaining('properties.tier') }),
@@ -371,5 +371,28 @@ describe('output shape checks of transformed values', () => {
     const schema = { type: 'object', properties: { id: { type: 'string' } } };
     const spec: MappingSpec = { default: { fields: [{ to: 'id', expr: '1.5 * 2.0', transforms: [{ round: 0 }] }] } };
     expect(() => compileMapping(spec, { outputSchema: { schema, label: 'x' } })).toThrow(/\/default\/fields\/0/);
+  });
+});
+
+describe('$item as a target: arrays of values', () => {
+  const order = track('Order Completed', { products: [{ product_id: 'p1' }, { sku: 's2' }, { name: 'no id' }] });
+  it('makes each element the value, leaving out elements without one', () => {
+    const payload = payloadOf([{ to: 'content_ids', from: 'properties.products', each: [{ to: '$item', from: 'product_id', fallbacks: ['sku'] }] }], order);
+    expect(payload).toEqual({ content_ids: ['p1', 's2'] });
+  });
+  it('works with transforms and when', () => {
+    const payload = payloadOf([{ to: 'ids', from: 'properties.products', each: [{ to: '$item', from: 'product_id', transforms: [{ case: 'upper' }], when: [{ path: 'product_id', startsWith: 'p' }] }] }], order);
+    expect(payload).toEqual({ ids: ['P1'] });
+  });
+  it.each<[string, unknown, Partial<Problem>]>([
+    ['outside each', { default: { fields: [{ to: '$item', value: 1 }] } }, { path: '/default/fields/0/to', rule: 'path' }],
+    ['with a sub-path', { default: { fields: [{ to: 'a', from: 'x', each: [{ to: '$item.b', from: 'y' }] }] } }, { path: '/default/fields/0/each/0/to', rule: 'path' }],
+    ['beside rules writing other paths', { default: { fields: [{ to: 'a', from: 'x', each: [{ to: '$item', from: 'y' }, { to: 'z', from: 'y' }] }] } }, { path: '/default/fields/0/each/1/to', rule: 'dependency' }],
+    ['an unknown $ source', { default: { fields: [{ to: 'a', from: 'x', fallbacks: ['$nmae'] }] } }, { path: '/default/fields/0/fallbacks/0', rule: 'path' }],
+  ])('refuses $item %s', (_t, spec, problem) => {
+    expect(problemsOf(spec)).toEqual([expect.objectContaining(problem)]);
+  });
+  it('still writes output keys starting with $ (Mixpanel $set)', () => {
+    expect(payloadOf([{ to: '$set.plan', from: 'properties.plan' }], track('x', { plan: 'pro' }))).toEqual({ $set: { plan: 'pro' } });
   });
 });

@@ -37,6 +37,10 @@ export function compileSource(text: string, where: string, problems: Problem[], 
     return undefined;
   }
   const head = parsed[0]!.key;
+  if (head !== undefined && head.startsWith('$') && head !== '$item' && head !== '$event') {
+    problems.push({ path: where, rule: 'path', message: `unknown source ${head}: the sources starting with $ are $name, $type, and inside each $item and $event.<path> (a first key starting with $ is reserved for them)` });
+    return undefined;
+  }
   if (head === '$item' || head === '$event') {
     if (scope !== 'item') {
       problems.push({ path: where, rule: 'path', message: `${head} is only available inside each` });
