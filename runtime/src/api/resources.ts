@@ -213,8 +213,8 @@ export async function loadResources(
         skipped.push({ origin, ...other });
         continue;
       }
-      // Reading a whole tree meets data files too (event fixtures, package.json): not objects at all.
-      if (options.recursive && isPlainData(doc)) {
+      // Folders hold data files too (event fixtures, package.json): not objects at all.
+      if (isPlainData(doc)) {
         skipped.push({ origin, apiVersion: '', kind: 'non-Kubernetes document' });
         continue;
       }
@@ -237,8 +237,13 @@ export async function loadResources(
   return { resources, problems, invalid, skipped, unread: files.unread ?? [] };
 }
 
-/** A document with neither `apiVersion` nor `kind`: plain data, not a Kubernetes object. */
-const isPlainData = (doc: unknown): boolean => !doc || typeof doc !== 'object' || Array.isArray(doc) || (!('apiVersion' in doc) && !('kind' in doc));
+/**
+ * A document with none of `apiVersion`, `kind`, `metadata` and `spec`: plain data (an event, a
+ * package.json), not a Kubernetes object. One with any of them is checked, so a resource missing
+ * its apiVersion is still reported.
+ */
+const isPlainData = (doc: unknown): boolean =>
+  !doc || typeof doc !== 'object' || Array.isArray(doc) || !['apiVersion', 'kind', 'metadata', 'spec'].some((k) => k in doc);
 
 /** Summarises skipped documents for a terminal: `2 other resource(s) skipped (apps/v1 Deployment, v1 Service)`. */
 export function formatSkipped(skipped: SkippedResource[]): string {

@@ -156,7 +156,7 @@ describe('switchyard test', () => {
     expect(r.out[0]).toBe(`✗ ${dir}/bad.test.yaml: invalid test file`);
     expect(r.out[1]!.startsWith(line)).toBe(true);
     expect(r.out).toContain(`✓ ${dir}/good.test.yaml › good.test.yaml #1`);
-    expect(r.out[r.out.length - 1]).toBe('1 passed, 1 failed (2 files)');
+    expect(r.out.slice(-3)).toEqual(['failed:', `  ✗ ${dir}/bad.test.yaml: invalid test file`, '1 passed, 1 failed (2 files)']);
   });
 
   it('fails when no test file is found, so a wrong path in CI cannot pass', async () => {

@@ -368,10 +368,13 @@ export async function runTests(
 
   const runners = new Map<string, ReturnType<typeof compileRunner>>();
   const summary: TestRunSummary = { passed: 0, failed: 0, rewritten: 0, files: testFiles.length };
+  // Repeated under the summary, so a long report still ends with what to look at.
+  const failedTitles: string[] = [];
   for (const testFile of parsed) {
     const file = testFile.file;
     if (testFile.problems.length > 0) {
       summary.failed++;
+      failedTitles.push(`${file}: invalid test file`);
       out(`✗ ${file}: invalid test file`);
       for (const p of testFile.problems) out(`    ${p.path}: ${p.message} (${p.rule})`);
       continue;
@@ -394,6 +397,7 @@ export async function runTests(
         continue;
       }
       summary.failed++;
+      failedTitles.push(title);
       out(`✗ ${title}`);
       for (const line of result.lines) out(`    ${line}`);
       if (result.explain) {
@@ -402,6 +406,10 @@ export async function runTests(
       }
     }
     if (rewrites.length > 0) await rewriteFile(file, rewrites);
+  }
+  if (failedTitles.length > 0 && summary.passed + summary.failed > 1) {
+    out('failed:');
+    for (const t of failedTitles) out(`  ✗ ${t}`);
   }
   out(`${summary.passed} passed, ${summary.failed} failed${options.update ? `, ${summary.rewritten} rewritten` : ''} (${summary.files} file${summary.files === 1 ? '' : 's'})`);
   return summary;

@@ -78,6 +78,16 @@ describe('switchyard validate', () => {
     expect(deep.err).not.toContain('events');
   });
 
+  it('skips plain data files (event fixtures) whether or not it recurses', async () => {
+    const events = path.join(examples, 'mappings', 'events');
+    const r = await run('validate', '-f', events);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^no Switchyard resources found in .*events .*; \d+ other resource\(s\) skipped \(non-Kubernetes document\)$/);
+    const dir = await tempDir();
+    await writeFile(path.join(dir, 'forgot.yaml'), 'kind: Mapping\nmetadata: {name: m}\nspec: {}\n');
+    expect((await run('validate', '-f', dir)).err).toContain('unsupported apiVersion/kind');
+  });
+
   it('shows at most 20 problems per file, then says how many more', async () => {
     const dir = await tempDir();
     const fields = Array.from({ length: 30 }, (_, i) => `      - {to: "a${i}", from: "b..c"}`).join('\n');
