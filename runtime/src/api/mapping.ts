@@ -51,8 +51,14 @@ export const FieldRule = Type.Recursive(
         each: Type.Optional(
           Type.Array(This, {
             description:
-              'Rules applied to each element of the array value, building the elements of the output array at `to`; their paths are relative to the element. Levels deeper than the CRD schema are kept as-is and checked by the Mapping compiler.',
+              'Rules applied to each element of the array value (an object counts as a one-element array), building the elements of the output array at `to`; their paths are relative to the element. Levels deeper than the CRD schema are kept as-is and checked by the Mapping compiler.',
             maxItems: 256,
+          }),
+        ),
+        include: Type.Optional(
+          Type.Array(NAME, {
+            description: 'Field sets (spec.fieldSets) whose rules run on each element before the rules of each, with paths relative to the element: like each, it makes the rule map an array.',
+            maxItems: 32,
           }),
         ),
       },
@@ -72,6 +78,7 @@ export const FieldRule = Type.Recursive(
               { required: ['value', 'default'] },
               { required: ['value', 'transforms'] },
               { required: ['value', 'each'] },
+              { required: ['value', 'include'] },
             ],
           },
         },

@@ -148,10 +148,10 @@ function compileRules(rules: readonly FieldRule[] | undefined, where: string, en
     if (kinds.length === 0) problems.push({ path: at, rule: 'oneOf', message: 'a rule needs exactly one of from, value and expr' });
     const hasValue = Object.hasOwn(rule, 'value');
     if (rule.from === undefined && rule.fallbacks !== undefined) problems.push({ path: `${at}/fallbacks`, rule: 'dependency', message: 'fallbacks are only allowed with from' });
-    for (const k of ['default', 'transforms', 'each', 'presence'] as const) {
+    for (const k of ['default', 'transforms', 'each', 'include', 'presence'] as const) {
       if (hasValue && Object.hasOwn(rule, k)) problems.push({ path: `${at}/${k}`, rule: 'dependency', message: `${k} is not allowed with a static value` });
     }
-    if (rule.merge && rule.each) problems.push({ path: `${at}/merge`, rule: 'dependency', message: 'merge and each exclude each other' });
+    if (rule.merge && (rule.each || rule.include)) problems.push({ path: `${at}/merge`, rule: 'dependency', message: 'merge and each (or include) exclude each other' });
 
     const to = parsePath(rule.to);
     const self = rule.to === '$item';
@@ -174,7 +174,10 @@ function compileRules(rules: readonly FieldRule[] | undefined, where: string, en
     const expr = rule.expr !== undefined ? compileExpression(rule.expr, 'value', `${at}/expr`, problems, { scope }) : undefined;
     const transforms = rule.transforms ? compileTransforms(rule.transforms, `${at}/transforms`, problems, env.lookups) : undefined;
     const when = rule.when ? compileConditions(rule.when, `${at}/when`, problems, scope) : undefined;
-    const each = rule.each !== undefined ? compileRules(rule.each, `${at}/each`, env, 'item') : undefined;
+    const each =
+      rule.each !== undefined || rule.include !== undefined
+        ? [...includedRules(rule.include, `${at}/include`, env, [], 'item'), ...compileRules(rule.each, `${at}/each`, env, 'item')]
+        : undefined;
     if (rule.each?.some((r) => r.to === '$item')) {
       rule.each.forEach((r, j) => {
         if (r.to !== '$item') problems.push({ path: `${at}/each/${j}/to`, rule: 'dependency', message: 'a rule of this each targets $item (the element is that value), so rules writing other paths would be lost' });
@@ -196,14 +199,17 @@ function compileRules(rules: readonly FieldRule[] | undefined, where: string, en
       when,
       merge: rule.merge === true,
       each,
-      eachSelf: rule.each?.some((r) => r.to === '$item') === true,
+      eachSelf: each?.some((r) => r.toText === '$item') === true,
     });
   });
   return out;
 }
 
-/** Rules of the field sets named by `include` at `where`, in order (each set compiled once; cycles refused). */
-function includedRules(names: readonly string[] | undefined, where: string, env: Env, chain: string[]): CompiledRule[] {
+/**
+ * Rules of the field sets named by `include` at `where`, in order (each set compiled once per
+ * scope: at the top level, or inside `each` where `$item` and `$event` exist; cycles refused).
+ */
+function includedRules(names: readonly string[] | undefined, where: string, env: Env, chain: string[], scope: Scope = 'event'): CompiledRule[] {
   const out: CompiledRule[] = [];
   (names ?? []).forEach((name, i) => {
     const set: FieldSet | undefined = env.spec.fieldSets && Object.hasOwn(env.spec.fieldSets, name) ? env.spec.fieldSets[name] : undefined;
@@ -211,7 +217,8 @@ function includedRules(names: readonly string[] | undefined, where: string, env:
       env.problems.push({ path: `${where}/${i}`, rule: 'reference', message: `no field set named ${JSON.stringify(name)} in spec.fieldSets` });
       return;
     }
-    const state = env.fieldSets.get(name);
+    const key = `${scope}:${name}`;
+    const state = env.fieldSets.get(key);
     if (state === 'compiling') {
       env.problems.push({ path: `${where}/${i}`, rule: 'cycle', message: `field sets include each other: ${[...chain, name].join(' → ')}` });
       return;
@@ -220,10 +227,10 @@ function includedRules(names: readonly string[] | undefined, where: string, env:
       out.push(...state);
       return;
     }
-    env.fieldSets.set(name, 'compiling');
+    env.fieldSets.set(key, 'compiling');
     const at = `/fieldSets/${escapePointer(name)}`;
-    const rules = [...includedRules(set.include, `${at}/include`, env, [...chain, name]), ...compileRules(set.fields, `${at}/fields`, env, 'event')];
-    env.fieldSets.set(name, rules);
+    const rules = [...includedRules(set.include, `${at}/include`, env, [...chain, name], scope), ...compileRules(set.fields, `${at}/fields`, env, scope)];
+    env.fieldSets.set(key, rules);
     out.push(...rules);
   });
   return out;
@@ -269,7 +276,11 @@ function candidate(rule: CompiledRule, raw: unknown): unknown {
     if (v instanceof StepFailure) return new Absent(v.message, v.fatal);
     if (rule.notEmpty ? isEmpty(v) : isAbsent(v)) return new Absent('absent after transforms');
   }
-  if (rule.each && !Array.isArray(v)) return new Absent(`each needs an array, got ${typeOfJson(v)}`);
+  if (rule.each && !Array.isArray(v)) {
+    // An object is one element: single-product events map through the same item rules.
+    if (isPlainObject(v)) return [v];
+    return new Absent(`each needs an array or an object, got ${typeOfJson(v)}`);
+  }
   if (rule.merge && !isPlainObject(v)) return new Absent(`merge needs an object, got ${typeOfJson(v)}`);
   return v;
 }
@@ -468,6 +479,17 @@ export function checkMappingOutput(mapping: CompiledMapping, target: OutputSchem
   return problems;
 }
 
+/** One problem per path and message: a field set included in both scopes is checked twice. */
+function dedupe(problems: Problem[]): Problem[] {
+  const seen = new Set<string>();
+  return problems.filter((p) => {
+    const key = `${p.path}\u0000${p.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
 function invalid(problems: Problem[]): SwitchyardError {
   return new SwitchyardError(ErrorCodes.INVALID_MAPPING, `invalid mapping:\n${problems.map((p) => `  ${p.path}: ${p.message}`).join('\n')}`, { details: problems });
 }
@@ -500,9 +522,10 @@ export function compileMapping(spec: MappingSpec, options: CompileOptions = {}):
   for (const [key, part] of Object.entries(spec.eventSpecific ?? {})) {
     specific.set(key, compilePart(part, `/eventSpecific/${escapePointer(key)}`, env)!);
   }
-  // Field sets nobody includes are still checked.
-  includedRules(Object.keys(spec.fieldSets ?? {}).filter((n) => !env.fieldSets.has(n)), '/fieldSets', env, []);
-  if (problems.length > 0) throw invalid(problems);
+  // Field sets nobody includes are still checked (in the scope of each, which allows the most).
+  const unused = Object.keys(spec.fieldSets ?? {}).filter((n) => !env.fieldSets.has(`event:${n}`) && !env.fieldSets.has(`item:${n}`));
+  includedRules(unused, '/fieldSets', env, [], 'item');
+  if (problems.length > 0) throw invalid(dedupe(problems));
 
   const globalRules = global?.rules ?? [];
   const shapes: PartShape[] = [...specific.values(), ...(fallbackPart ? [fallbackPart] : [])].map((part) => ({ pointer: part.pointer, fields: shapeOf([...globalRules, ...part.rules], []) }));

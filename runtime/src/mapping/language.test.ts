@@ -222,7 +222,21 @@ describe('each, merge and field sets', () => {
     expect(apply(spec, order)).toEqual({ ok: true, name: 'Order Completed', payload: { a: 'part', b: 'money', currency: 'EUR' } });
   });
 
+  it('include on a rule runs field sets on each element, and an object maps as one element', () => {
+    const spec: MappingSpec = {
+      fieldSets: { item: { fields: [{ to: 'id', from: 'sku', fallbacks: ['product_id'] }, { to: 'currency', from: '$event.properties.currency' }] } },
+      eventSpecific: {
+        'Order Completed': { fields: [{ to: 'items', from: 'properties.products', include: ['item'], each: [{ to: 'price', from: 'price' }] }] },
+        'Product Viewed': { fields: [{ to: 'items', from: 'properties', include: ['item'] }] },
+      },
+    };
+    expect(apply(spec, order)).toMatchObject({ ok: true, payload: { items: [{ id: 'a', currency: 'EUR', price: '1.5' }, { id: 'b', currency: 'EUR', price: 2 }, { currency: 'EUR' }] } });
+    expect(apply(spec, track('Product Viewed', { product_id: 'p9', currency: 'USD' }))).toEqual({ ok: true, name: 'Product Viewed', payload: { items: [{ id: 'p9', currency: 'USD' }] } });
+  });
+
   it.each<[string, unknown, Partial<Problem>[]]>([
+    ['a field set using $event included at the top level', { fieldSets: { item: { fields: [{ to: 'c', from: '$event.x' }] } }, default: { include: ['item'] } }, [{ path: '/fieldSets/item/fields/0/from', rule: 'path' }]],
+    ['include with a static value', { fieldSets: { s: {} }, default: { fields: [{ to: 'a', value: 1, include: ['s'] }] } }, [{ path: '/default/fields/0/include', rule: 'dependency' }]],
     ['an unknown field set', { default: { include: ['nope'] } }, [{ path: '/default/include/0', rule: 'reference' }]],
     ['a cycle', { fieldSets: { a: { include: ['b'] }, b: { include: ['a'] } }, default: { include: ['a'] } }, [{ path: '/fieldSets/b/include/0', rule: 'cycle' }]],
     ['a self-include', { fieldSets: { a: { include: ['a'] } } }, [{ path: '/fieldSets/a/include/0', rule: 'cycle' }]],
