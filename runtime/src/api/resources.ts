@@ -129,6 +129,8 @@ const DATA_FILE = /\.(ya?ml|json)$/;
 export interface ExpandOptions {
   /** Also read subfolders, like `kubectl apply -R` (skipping `node_modules` and dot-folders). Default: false. */
   recursive?: boolean;
+  /** Also list Mapping test files (`*.test.yaml`…) found in folders. Default: false. */
+  testFiles?: boolean;
 }
 
 /**
@@ -142,6 +144,7 @@ export interface ExpandOptions {
 export async function expandPaths(paths: string[], options: ExpandOptions = {}): Promise<string[] & { unread?: string[] }> {
   const out: string[] & { unread?: string[] } = [];
   const unread: string[] = [];
+  const listed = (name: string): boolean => DATA_FILE.test(name) && (options.testFiles === true || !TEST_FILE.test(name));
   const holdsData = async (dir: string, depth: number): Promise<boolean> => {
     const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
     if (entries.some((e) => e.isFile() && DATA_FILE.test(e.name) && !TEST_FILE.test(e.name))) return true;
@@ -151,7 +154,7 @@ export async function expandPaths(paths: string[], options: ExpandOptions = {}):
   };
   const walk = async (dir: string): Promise<void> => {
     const entries = (await readdir(dir, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name));
-    for (const e of entries) if (e.isFile() && DATA_FILE.test(e.name) && !TEST_FILE.test(e.name)) out.push(path.join(dir, e.name));
+    for (const e of entries) if (e.isFile() && listed(e.name)) out.push(path.join(dir, e.name));
     for (const e of entries) {
       if (!e.isDirectory() || skipFolder(e.name)) continue;
       const sub = path.join(dir, e.name);

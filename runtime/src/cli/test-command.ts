@@ -1,10 +1,10 @@
-import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import diff, { type Difference } from 'microdiff';
 import { parseDocument } from 'yaml';
 import { Type, type Static } from '@sinclair/typebox';
-import { GROUP, TEST_FILE, StringEnum, formatResourceProblems, loadResources, objectKey } from '../api/index.js';
+import { GROUP, TEST_FILE, expandPaths, StringEnum, formatResourceProblems, loadResources, objectKey } from '../api/index.js';
 import type { LoadedResource, ResourceProblem } from '../api/index.js';
 import { compileValidator, createAjv } from '../api/validate.js';
 import { ErrorCodes, SwitchyardError, type Problem } from '../errors.js';
@@ -78,8 +78,6 @@ export const TestSuiteFile = Type.Object(
   { additionalProperties: false },
 );
 type CaseInput = Static<typeof TestCaseFile>;
-
-const RESOURCE_FILE = /\.(ya?ml|json)$/;
 
 /** One case, ready to run. */
 export interface TestCase {
@@ -163,27 +161,9 @@ export function parseTestFile(text: string, file: string): TestFile {
  * @throws SwitchyardError BAD_FILE when a path cannot be read.
  */
 export async function findFiles(paths: readonly string[]): Promise<string[]> {
-  const out = new Map<string, string>();
-  const walk = async (dir: string): Promise<void> => {
-    const entries = await readdir(dir, { withFileTypes: true });
-    for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
-      const full = path.join(dir, entry.name);
-      if (entry.isDirectory()) {
-        if (entry.name !== 'node_modules' && !entry.name.startsWith('.')) await walk(full);
-      } else if (entry.isFile() && RESOURCE_FILE.test(entry.name)) out.set(path.resolve(full), full);
-    }
-  };
-  for (const p of paths) {
-    let info;
-    try {
-      info = await stat(p);
-    } catch (cause) {
-      throw new SwitchyardError(ErrorCodes.BAD_FILE, `cannot read ${p}: ${(cause as Error).message}`, { cause });
-    }
-    if (info.isDirectory()) await walk(p);
-    else out.set(path.resolve(p), p);
-  }
-  return [...out.values()].sort();
+  const files = await expandPaths([...paths], { recursive: true, testFiles: true });
+  const byPath = new Map(files.map((f) => [path.resolve(f), f]));
+  return [...byPath.values()].sort();
 }
 
 const OUR_KINDS = new Set(['Source', 'Integration', 'Mapping']);
