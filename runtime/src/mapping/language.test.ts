@@ -1,35 +1,10 @@
 import type { EventCondition, FieldRule, MappingSpec } from '../api/index.js';
-import { ErrorCodes, SwitchyardError, type Problem } from '../errors.js';
+import { SwitchyardError, type Problem } from '../errors.js';
 import { checkMappingOutput, compileMapping, type MappingResult, type SegmentEvent } from './index.js';
-
-const track = (event: string, properties: Record<string, unknown> = {}, extra: SegmentEvent = {}): SegmentEvent => ({
-  type: 'track',
-  event,
-  messageId: 'm1',
-  userId: 'u1',
-  properties,
-  ...extra,
-});
+import { payloadOf, problemsOf, track } from '../test-support/mapping.js';
 
 function apply(spec: MappingSpec, event: SegmentEvent): MappingResult {
   return compileMapping(spec).apply(event);
-}
-
-function payloadOf(fields: FieldRule[], event: SegmentEvent): Record<string, unknown> {
-  const r = apply({ default: { fields } }, event);
-  if (!r.ok) throw new Error(`not mapped: ${JSON.stringify(r)}`);
-  return r.payload;
-}
-
-function problemsOf(spec: unknown): Problem[] {
-  try {
-    compileMapping(spec as MappingSpec);
-  } catch (e) {
-    expect(e).toBeInstanceOf(SwitchyardError);
-    expect((e as SwitchyardError).code).toBe(ErrorCodes.INVALID_MAPPING);
-    return (e as SwitchyardError).details as Problem[];
-  }
-  throw new Error('compiled without error');
 }
 
 describe('presence', () => {

@@ -1,34 +1,8 @@
 import type { FieldRule, MappingSpec } from '../api/index.js';
-import { ErrorCodes, SwitchyardError, type Problem } from '../errors.js';
+import type { Problem } from '../errors.js';
 import { compileMapping, type SegmentEvent } from './index.js';
 import { parsePath, readPath } from './path.js';
-
-const track = (event: string, properties: Record<string, unknown> = {}, extra: SegmentEvent = {}): SegmentEvent => ({
-  type: 'track',
-  event,
-  messageId: 'm1',
-  userId: 'u1',
-  properties,
-  ...extra,
-});
-
-/** Applies `fields` as the default part to `event` and returns the payload. */
-function run(fields: FieldRule[], event: SegmentEvent): Record<string, unknown> {
-  const result = compileMapping({ default: { fields } }).apply(event);
-  if (!result.ok) throw new Error('dropped');
-  return result.payload;
-}
-
-function problemsOf(spec: unknown): Problem[] {
-  try {
-    compileMapping(spec as MappingSpec);
-  } catch (e) {
-    expect(e).toBeInstanceOf(SwitchyardError);
-    expect((e as SwitchyardError).code).toBe(ErrorCodes.INVALID_MAPPING);
-    return (e as SwitchyardError).details as Problem[];
-  }
-  throw new Error('compiled without error');
-}
+import { payloadOf, problemsOf, track } from '../test-support/mapping.js';
 
 describe('parsePath', () => {
   it.each([
@@ -136,7 +110,7 @@ describe('field rules', () => {
   ])('%s', (_title, fields, expected) => {
     const e = structuredClone(event);
     (e.properties as Record<string, unknown>).evil = '{{constructor.constructor("x")()}}';
-    expect(run(fields, e)).toEqual(expected);
+    expect(payloadOf(fields, e)).toEqual(expected);
   });
 
   it('never modifies the event nor the static values of the Mapping', () => {
@@ -161,7 +135,7 @@ describe('field rules', () => {
 
   it('keeps keys like __proto__ from the event as plain data, without touching prototypes', () => {
     const e = JSON.parse('{"type":"track","event":"x","properties":{"__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}}}}') as SegmentEvent;
-    const payload = run([{ to: 'props', from: 'properties' }, { to: 'props.extra', value: 1 }], e);
+    const payload = payloadOf([{ to: 'props', from: 'properties' }, { to: 'props.extra', value: 1 }], e);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect(Object.getPrototypeOf(payload.props)).toBe(Object.prototype);
     expect((payload.props as Record<string, unknown>).polluted).toBeUndefined();
