@@ -57,6 +57,8 @@ export const Reasons = {
   NoCredentials: 'NoCredentials',
   SecretNotFound: 'SecretNotFound',
   SecretKeyNotFound: 'SecretKeyNotFound',
+  /** The destination type refuses the settings or the credentials Secret (a required key missing…). */
+  DestinationInvalid: 'DestinationInvalid',
   WriteKeyConflict: 'WriteKeyConflict',
   InlineWriteKey: 'InlineWriteKey',
   ConsumerCreated: 'ConsumerCreated',

@@ -33,3 +33,18 @@ export { readForwarderConfig } from './cli/forward.js';
 export { RUNTIME_VERSION } from './destinations/types.js';
 export { parseSettings, deepFreeze, compileValidator, formatProblems } from './api/validate.js';
 export { deleteIntegrationConsumers, normalizeIntegration, integrationConsumerConfig } from './forward/index.js';
+export {
+  DEFINITIONS,
+  DESTINATIONS,
+  DESTINATION_TYPES,
+  createDestination,
+  checkDestination,
+  destinationDefinition,
+  starterMapping,
+  signWebhook,
+  verifyWebhookSignature,
+  type DestinationDefinition,
+  type Destination,
+  type SendResult,
+  type ItemResult,
+} from './destinations/index.js';

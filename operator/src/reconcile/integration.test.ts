@@ -69,7 +69,8 @@ test('creates the consumer, ConfigMap and Deployment, with status and finalizer'
 
   const info = await waitFor(() => consumer('shop-hook'), { what: 'the consumer' });
   expect(info.config.max_deliver).toBe(3);
-  expect(info.config.filter_subject).toBe(`${nats.fx.streams.subjectPrefix}.events.${ns}.web.*`);
+  // The Source's events, then the dead letters replayed to this Integration alone.
+  expect(info.config.filter_subjects).toEqual([`${nats.fx.streams.subjectPrefix}.events.${ns}.web.*`, `${nats.fx.streams.subjectPrefix}.replay.${ns}.shop-hook.>`]);
   // With a backoff JetStream waits backoff[i] for delivery i: the ack wait plus the retry delay.
   expect(info.config.backoff).toEqual([(ackWaitMs(2000) + 1000) * 1e6, (ackWaitMs(2000) + 5000) * 1e6]);
 

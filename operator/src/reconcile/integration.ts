@@ -1,6 +1,6 @@
 import type { V1Deployment } from '@kubernetes/client-node';
 import { JetStreamApiError, type ConsumerInfo } from '@nats-io/jetstream';
-import { compileIntegrationRoute, compileMappingResource, consumerBacklog, deleteIntegrationConsumers, ensureIntegrationConsumer, normalizeIntegration } from '@switchyard/runtime';
+import { checkDestination, compileIntegrationRoute, compileMappingResource, destinationDefinition, consumerBacklog, deleteIntegrationConsumers, ensureIntegrationConsumer, normalizeIntegration } from '@switchyard/runtime';
 import { isNatsOutage } from '../nats.js';
 import { API_VERSION, type Integration, type Mapping } from '@switchyard/runtime/api';
 import { ConditionTypes, FINALIZER, Reasons, findCondition, mergeConditions, readyCondition, type Condition, type ConditionInput } from '../conditions.js';
@@ -136,15 +136,32 @@ export async function reconcileIntegration(ctx: ReconcileContext, namespace: str
   // Credentials
   let credentialsCondition: ConditionInput;
   const secretRef = spec.spec.credentialsSecretRef;
+  // The destination type's own check of its settings and the Secret's keys (what the forwarder would refuse at start).
+  const destinationProblem = (credentials: Record<string, string>): string | undefined => {
+    const definition = destinationDefinition(spec.spec.destination.type);
+    try {
+      if (definition) checkDestination(definition, spec, credentials);
+      return undefined;
+    } catch (e) {
+      return (e as Error).message;
+    }
+  };
   if (!secretRef) {
-    credentialsCondition = { type: ConditionTypes.CredentialsResolved, status: 'True', reason: Reasons.NoCredentials, message: 'no credentials Secret referenced' };
+    const problem = destinationProblem({});
+    credentialsCondition = problem
+      ? { type: ConditionTypes.CredentialsResolved, status: 'False', reason: Reasons.DestinationInvalid, message: problem }
+      : { type: ConditionTypes.CredentialsResolved, status: 'True', reason: Reasons.NoCredentials, message: 'no credentials Secret referenced' };
   } else {
     const secret = ctx.cache.secrets.get(secretRef.name, namespace);
     if (!secret) {
       credentialsCondition = { type: ConditionTypes.CredentialsResolved, status: 'False', reason: Reasons.SecretNotFound, message: `Secret ${secretRef.name} not found in namespace ${namespace}` };
     } else {
       const keys = Object.keys(secret.data ?? {}).length;
-      credentialsCondition = { type: ConditionTypes.CredentialsResolved, status: 'True', reason: Reasons.Resolved, message: `Secret ${secretRef.name} (${keys} key${keys === 1 ? '' : 's'})` };
+      const decoded = Object.fromEntries(Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(String(v), 'base64').toString('utf8')]));
+      const problem = destinationProblem(decoded);
+      credentialsCondition = problem
+        ? { type: ConditionTypes.CredentialsResolved, status: 'False', reason: Reasons.DestinationInvalid, message: problem }
+        : { type: ConditionTypes.CredentialsResolved, status: 'True', reason: Reasons.Resolved, message: `Secret ${secretRef.name} (${keys} key${keys === 1 ? '' : 's'})` };
     }
   }
 

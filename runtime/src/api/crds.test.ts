@@ -72,7 +72,8 @@ describe('generated CRDs', () => {
 
   it('state defaults and bounds in descriptions, which is all `kubectl explain` shows', () => {
     const spec = parse(renderCrds().get('switchyard.io_integrations.yaml')!).spec.versions[0].schema.openAPIV3Schema.properties.spec.properties;
-    expect(spec.delivery.properties.batchSize.description).toBe('Most events per destination request. Default: 1. Range 1–1000.');
+    expect(spec.delivery.properties.batchSize.description).toMatch(/^Most events per send to the destination .*Range 1–2000\.$/);
+    expect(spec.delivery.properties.concurrency.description).toBe('Destination requests in flight at once, per replica. Default: 8. Range 1–256.');
     expect(spec.delivery.properties.timeout.description).toMatch(/Default: 10s\.$/);
     expect(spec.sourceRefs.description).toMatch(/Items 1–64\.$/);
   });

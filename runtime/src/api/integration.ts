@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { DESTINATION_SETTINGS, DESTINATION_TYPES, SETTINGS_FIELDS } from '../destinations/settings.js';
 import { Conditions } from './condition.js';
 import { API_VERSION, CommonStatus, Duration, LocalObjectReference, ObjectMeta, PositiveDuration, Quantity, StringEnum } from './common.js';
 
@@ -6,38 +7,27 @@ import { API_VERSION, CommonStatus, Duration, LocalObjectReference, ObjectMeta, 
 export const EVENT_TYPES = ['track', 'page', 'screen', 'identify', 'group', 'alias'] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
-/** Destination types this version delivers to; each has a folder under runtime/src/destinations. */
-export const DESTINATION_TYPES = ['webhook'] as const;
-export type DestinationType = (typeof DESTINATION_TYPES)[number];
+export { DESTINATION_TYPES, SETTINGS_FIELDS, type DestinationTypeName as DestinationType } from '../destinations/settings.js';
+export { WebhookSettings } from '../destinations/webhook/settings.js';
 
 /** Default retry schedule: the delay before each redelivery after a retryable failure. */
 export const DEFAULT_RETRY_SCHEDULE = ['1s', '5s', '30s', '2m', '10m'];
 
-export const WebhookSettings = Type.Object(
+/** The `spec.destination` object: `type`, and one optional settings field per type (the one named by the type is required). */
+const DestinationSpec = Type.Object(
   {
-    url: Type.String({ description: 'HTTP(S) URL the payloads are sent to.', format: 'uri', pattern: '^https?://', maxLength: 2048 }),
-    method: StringEnum(['POST', 'PUT', 'PATCH'] as const, { description: 'HTTP method.', default: 'POST' }),
-    headers: Type.Record(Type.String({ pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$' }), Type.String({ maxLength: 8192 }), {
-      description: 'Extra non-secret HTTP headers. Secret headers (Authorization…) come from spec.credentialsSecretRef: each key of that Secret is sent as a header.',
-      default: {},
-      maxProperties: 64,
-    }),
-    payloadSchema: Type.Optional(
-      Type.Object({}, {
-        description:
-          "JSON Schema (draft 2020-12) every mapped payload must satisfy: a Mapping that can never satisfy it is refused, and a payload that does not is dead-lettered (reason invalid_output) naming the field and the rule that wrote it, never sent. Default: any JSON object.",
-        additionalProperties: true,
-        'x-kubernetes-preserve-unknown-fields': true,
-      }),
-    ),
+    type: StringEnum(DESTINATION_TYPES, { description: 'Destination type; the settings field named after it (webhook, ga4, metaCapi, tiktok, googleAds, pinterest, snapchat, amplitude) holds its settings.' }),
+    ...DESTINATION_SETTINGS,
   },
   {
-    description:
-      'POST JSON to a URL. With delivery.batchSize 1 the body is the mapped payload; above 1 it is {"batch": [payload, …]}. 2xx is success; 408, 429 and 5xx other than 501/505 are retried; other statuses are permanent failures.',
+    description: 'Where mapped events are delivered.',
     additionalProperties: false,
+    'x-kubernetes-validations': Object.entries(SETTINGS_FIELDS).map(([type, field]) => ({
+      rule: `self.type != '${type}' || has(self.${field})`,
+      message: `destination.${field} is required when type is ${type}`,
+    })),
   },
 );
-export type WebhookSettings = Static<typeof WebhookSettings>;
 
 const RESOURCE_NAMES_RULE = [{ rule: "self.all(k, k in ['cpu', 'memory', 'ephemeral-storage'])", message: 'resource names are cpu, memory and ephemeral-storage' }];
 
@@ -51,17 +41,7 @@ export const IntegrationSpec = Type.Object(
       'x-kubernetes-list-map-keys': ['name'],
     }),
     mappingRef: LocalObjectReference('The Mapping that turns events into the destination payload, in this namespace.'),
-    destination: Type.Object(
-      {
-        type: StringEnum(DESTINATION_TYPES, { description: 'Destination type; the field of the same name holds its settings.' }),
-        webhook: Type.Optional(WebhookSettings),
-      },
-      {
-        description: 'Where mapped events are delivered.',
-        additionalProperties: false,
-        'x-kubernetes-validations': [{ rule: "self.type != 'webhook' || has(self.webhook)", message: 'destination.webhook is required when type is webhook' }],
-      },
-    ),
+    destination: DestinationSpec,
     credentialsSecretRef: Type.Optional(LocalObjectReference('Secret with the destination credentials; what its keys mean is up to the destination type.')),
     events: Type.Object(
       {
@@ -99,7 +79,13 @@ export const IntegrationSpec = Type.Object(
     ),
     delivery: Type.Object(
       {
-        batchSize: Type.Integer({ description: 'Most events per destination request.', default: 1, minimum: 1, maximum: 1000 }),
+        batchSize: Type.Optional(
+          Type.Integer({
+            description: "Most events per send to the destination (at most the vendor's per-request limit). Default: the destination type's (webhook 1, ga4 25, google-ads 200, others 100; see `switchyard destinations list`).",
+            minimum: 1,
+            maximum: 2000,
+          }),
+        ),
         concurrency: Type.Integer({ description: 'Destination requests in flight at once, per replica.', default: 8, minimum: 1, maximum: 256 }),
         timeout: PositiveDuration({ description: 'Time allowed for one destination request (more than zero).', default: '10s' }),
         retrySchedule: Type.Array(Duration(), {
@@ -109,6 +95,30 @@ export const IntegrationSpec = Type.Object(
           minItems: 0,
           maxItems: 20,
         }),
+        rateLimit: Type.Optional(
+          Type.Object(
+            {
+              eventsPerSecond: Type.Optional(Type.Number({ description: 'Most events sent per second by this Integration (at least 0.001).', minimum: 0.001, maximum: 1_000_000 })),
+              requestsPerSecond: Type.Optional(Type.Number({ description: 'Most destination requests per second by this Integration (at least 0.001).', minimum: 0.001, maximum: 100_000 })),
+            },
+            {
+              description:
+                'Per-Integration rate limit. Each of the forwarder.replicas pods takes an equal share (1/replicas of each figure), so the Integration as a whole stays under it. Events wait in the stream meanwhile. Default: none.',
+              additionalProperties: false,
+            },
+          ),
+        ),
+        circuitBreaker: Type.Object(
+          {
+            failures: Type.Integer({ description: 'Consecutive failed requests (network errors, timeouts, 5xx; not throttling) that open the circuit. 0 turns the breaker off.', default: 5, minimum: 0, maximum: 1000 }),
+            halfOpenAfter: PositiveDuration({ description: 'While open, one probe request is sent after this long; success closes the circuit, failure keeps it open for another period.', default: '30s' }),
+          },
+          {
+            description: 'Circuit breaker per Integration and replica: a destination that keeps failing is probed, not hammered; events wait in the stream (their ack wait kept alive) and spend no retries while it is open.',
+            default: {},
+            additionalProperties: false,
+          },
+        ),
         startAt: Type.Optional(
           Type.String({
             format: 'date-time',

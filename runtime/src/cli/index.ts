@@ -1,6 +1,8 @@
 import { Command, CommanderError } from 'commander';
 import { RUNTIME_VERSION } from '../destinations/index.js';
 import { SwitchyardError } from '../errors.js';
+import { registerDeadLetters } from './deadletters.js';
+import { registerDestinations } from './destinations.js';
 import { registerDev } from './dev.js';
 import { registerForward } from './forward.js';
 import { registerIngest } from './ingest.js';
@@ -34,6 +36,8 @@ export async function main(argv: string[], io: CliIo = stdio): Promise<number> {
   registerIngest(program);
   registerForward(program);
   registerReceiver(program, io.out);
+  registerDestinations(program, io.out);
+  registerDeadLetters(program, io.out, io.err);
   process.exitCode = 0;
   try {
     await program.parseAsync(argv);

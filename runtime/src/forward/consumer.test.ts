@@ -4,7 +4,7 @@ import type { Integration } from '../api/index.js';
 import { publishEvents, testIntegration, trackEvent, uid } from '../test-support/forwarder-fixtures.js';
 import { eventually } from '../test-support/http-receiver.js';
 import { natsFixture } from '../test-support/nats.js';
-import { consumerName, maxDeliveriesAdvisorySubject } from '../nats/subjects.js';
+import { consumerName, integrationReplayFilter, maxDeliveriesAdvisorySubject, replaySubject } from '../nats/subjects.js';
 import {
   consumerBacklog,
   consumerUpdate,
@@ -39,11 +39,12 @@ describe('integration consumers', () => {
       backoff: [12_000_000_000, 16_000_000_000, 41_000_000_000],
       max_deliver: 4,
       max_ack_pending: 30,
-      filter_subjects: [`${p}.events.default.web.track`, `${p}.events.default.web.identify`, `${p}.events.default.ios.track`, `${p}.events.default.ios.identify`],
+      // Then the replay filter: dead letters replayed to this Integration alone.
+      filter_subjects: [`${p}.events.default.web.track`, `${p}.events.default.web.identify`, `${p}.events.default.ios.track`, `${p}.events.default.ios.identify`, `${p}.replay.default.shop.>`],
     });
     const all = normalizeIntegration(testIntegration('one', { url: 'http://x', sources: ['web'], delivery: { startAt: '2026-01-02T03:04:05Z', retrySchedule: [] } }));
     expect(integrationConsumerConfig(fx.streams, all)).toMatchObject({
-      filter_subject: `${p}.events.default.web.*`,
+      filter_subjects: [`${p}.events.default.web.*`, `${p}.replay.default.one.>`],
       deliver_policy: DeliverPolicy.StartTime,
       opt_start_time: '2026-01-02T03:04:05.000Z',
       max_deliver: 1,
@@ -55,7 +56,7 @@ describe('integration consumers', () => {
   it('applies schema defaults and refuses invalid Integrations', () => {
     const bare = testIntegration('bare', { url: 'http://x', sources: ['web'] });
     delete (bare.spec as Partial<typeof bare.spec>).delivery;
-    expect(normalizeIntegration(bare).spec.delivery).toEqual({ batchSize: 1, concurrency: 8, timeout: '10s', retrySchedule: ['1s', '5s', '30s', '2m', '10m'] });
+    expect(normalizeIntegration(bare).spec.delivery).toEqual({ batchSize: 1, concurrency: 8, timeout: '10s', retrySchedule: ['1s', '5s', '30s', '2m', '10m'], circuitBreaker: { failures: 5, halfOpenAfter: '30s' } });
     const bad = testIntegration('bad', { url: 'http://x', sources: ['web'], delivery: { batchSize: 0 } });
     expect(() => normalizeIntegration(bad)).toThrow(expect.objectContaining({ code: ErrorCodes.INVALID_RESOURCE, details: [expect.objectContaining({ path: '/spec/delivery/batchSize' })] }));
   });
@@ -67,7 +68,7 @@ describe('integration consumers', () => {
     const durable = consumerName('default', name);
     expect(created).toEqual({ info: expect.objectContaining({ name: durable }), action: 'created' });
     expect(created.info.config).toMatchObject({
-      filter_subject: `${fx.streams.subjectPrefix}.events.default.a.*`,
+      filter_subjects: [`${fx.streams.subjectPrefix}.events.default.a.*`, `${fx.streams.subjectPrefix}.replay.default.${name}.>`],
       ack_wait: 8_000_000_000,
       backoff: [8_000_000_000],
       max_deliver: 2,
@@ -98,7 +99,7 @@ describe('integration consumers', () => {
     expect(updated.action).toBe('updated');
     expect([...updated.changed!].sort()).toEqual(['backoff', 'filter_subjects', 'max_ack_pending', 'max_deliver']);
     expect(updated.info.config.filter_subject ?? '').toBe('');
-    expect(updated.info.config.filter_subjects).toEqual([`${fx.streams.subjectPrefix}.events.default.a.*`, `${fx.streams.subjectPrefix}.events.default.b.*`]);
+    expect([...updated.info.config.filter_subjects!].sort()).toEqual([`${fx.streams.subjectPrefix}.events.default.a.*`, `${fx.streams.subjectPrefix}.events.default.b.*`, `${fx.streams.subjectPrefix}.replay.default.${name}.>`]);
     expect(updated.info.config).toMatchObject({ max_deliver: 4, max_ack_pending: 4, ack_wait: 8_000_000_000, backoff: [8_000_000_000, 9_000_000_000, 10_000_000_000] });
     expect(updated.info.created).toBe(created.info.created); // the same consumer, updated in place
 
@@ -106,11 +107,39 @@ describe('integration consumers', () => {
     integration.spec.delivery.retrySchedule = [];
     const back = await ensureIntegrationConsumer(fx.jsm, fx.streams, integration);
     expect(back).toMatchObject({ action: 'updated', changed: expect.arrayContaining(['ack_wait', 'backoff', 'max_deliver', 'filter_subjects']) });
-    expect(back.info.config.filter_subject).toBe(`${fx.streams.subjectPrefix}.events.default.a.*`);
-    expect(back.info.config.filter_subjects ?? []).toEqual([]);
+    expect(back.info.config.filter_subject ?? '').toBe('');
+    expect([...back.info.config.filter_subjects!].sort()).toEqual([`${fx.streams.subjectPrefix}.events.default.a.*`, `${fx.streams.subjectPrefix}.replay.default.${name}.>`]);
     expect(back.info.config.backoff).toBeUndefined();
     expect(back.info.config).toMatchObject({ ack_wait: 7_000_000_000, max_deliver: 1 });
     expect((await ensureIntegrationConsumer(fx.jsm, fx.streams, integration)).action).toBe('unchanged');
+  });
+
+  it('takes the dead letters replayed to its Integration and no other, and adds the replay filter to a consumer made before it', async () => {
+    const source = `src-${uid()}`;
+    const [a, b] = [`ra-${uid()}`, `rb-${uid()}`].map((n) => testIntegration(n, { url: 'http://x', sources: [source], delivery: { timeout: '1s', retrySchedule: [] } }));
+    // A's consumer as created before replays existed: its event filter only.
+    const old = { ...integrationConsumerConfig(fx.streams, normalizeIntegration(a!)), filter_subject: `${fx.streams.subjectPrefix}.events.default.${source}.*` };
+    delete old.filter_subjects;
+    await fx.jsm.consumers.add(fx.streams.events.name, old);
+    const upgraded = await ensureIntegrationConsumer(fx.jsm, fx.streams, a!);
+    expect(upgraded).toMatchObject({ action: 'updated', changed: ['filter_subjects'] });
+    expect(upgraded.info.config.filter_subjects).toContain(integrationReplayFilter(fx.streams.subjectPrefix, 'default', a!.metadata.name));
+    await ensureIntegrationConsumer(fx.jsm, fx.streams, b!);
+
+    const js = jetstream(fx.nc);
+    const replay = await js.publish(replaySubject(fx.streams.subjectPrefix, 'default', a!.metadata.name, source, 'track'), JSON.stringify(trackEvent('replayed-1')));
+    const [event] = await publishEvents(fx.nc, fx.streams, source, [trackEvent('fresh-1')]);
+    const take = async (i: Integration) => {
+      const consumer = await js.consumers.get(fx.streams.events.name, consumerName('default', i.metadata.name));
+      const seqs: number[] = [];
+      for await (const m of await consumer.fetch({ max_messages: 10, expires: 1000 })) {
+        seqs.push(m.seq);
+        m.ack();
+      }
+      return seqs;
+    };
+    expect(await take(a!)).toEqual([replay.seq, event]);
+    expect(await take(b!)).toEqual([event]);
   });
 
   /** An Integration on its own source, its consumer name and 10 stored events (their stream sequences). */

@@ -1,10 +1,11 @@
 import { AckPolicy, DeliverPolicy, JetStreamApiError, ReplayPolicy, type ConsumerConfig, type ConsumerInfo, type JetStreamManager } from '@nats-io/jetstream';
 import { EVENT_TYPES, Integration } from '../api/index.js';
 import { compileValidator, createAjv, formatProblems } from '../api/validate.js';
+import { effectiveBatchSize } from '../destinations/index.js';
 import { systemClock, type Clock } from '../clock.js';
 import { nanos, parseDuration } from '../duration.js';
 import { ErrorCodes, SwitchyardError } from '../errors.js';
-import { consumerName, maxDeliveriesAdvisorySubject, sourceFilter } from '../nats/subjects.js';
+import { consumerName, integrationReplayFilter, maxDeliveriesAdvisorySubject, sourceFilter } from '../nats/subjects.js';
 import type { StreamSettings } from '../settings.js';
 
 /** Fixed part of a delivery's ack wait on top of twice the request timeout (see {@link ackWaitMs}). */
@@ -19,7 +20,8 @@ let validateIntegration: ReturnType<typeof compileValidator<Integration>> | unde
 
 /**
  * Validates an Integration against its schema and returns a copy with every default applied
- * (events.types, delivery.*, paused…) and `metadata.namespace` set (`default` when absent).
+ * (events.types, delivery.*, paused…), `delivery.batchSize` from its destination type when unset,
+ * and `metadata.namespace` set (`default` when absent).
  * @throws SwitchyardError INVALID_RESOURCE naming every problem.
  */
 export function normalizeIntegration(integration: Integration): Integration {
@@ -31,6 +33,7 @@ export function normalizeIntegration(integration: Integration): Integration {
     throw new SwitchyardError(ErrorCodes.INVALID_RESOURCE, `invalid Integration ${name}:\n${formatProblems(result.problems)}`, { details: result.problems });
   }
   result.value.metadata.namespace ??= 'default';
+  result.value.spec.delivery.batchSize ??= effectiveBatchSize(result.value);
   return result.value;
 }
 
@@ -49,14 +52,17 @@ export function ackWaitMs(timeoutMs: number): number {
 /**
  * Filter subjects of an Integration: one per source × event type
  * (`<prefix>.events.<ns>.<source>.<type>`), or one `…<source>.*` per source when every type is
- * taken. Sources are de-duplicated (JetStream refuses overlapping filters).
+ * taken, then its replay filter `<prefix>.replay.<ns>.<name>.>` ({@link integrationReplayFilter}),
+ * so dead letters replayed to it reach this consumer alone. Sources are de-duplicated (JetStream
+ * refuses overlapping filters). Never fewer than two filters.
  */
 export function integrationFilters(streams: StreamSettings, integration: Integration): string[] {
   const ns = integration.metadata.namespace ?? 'default';
   const types = [...new Set(integration.spec.events.types)];
   const all = EVENT_TYPES.every((t) => types.includes(t));
   const sources = [...new Set(integration.spec.sourceRefs.map((r) => r.name))];
-  return sources.flatMap((s) => (all ? [sourceFilter(streams.subjectPrefix, ns, s)] : types.map((t) => sourceFilter(streams.subjectPrefix, ns, s, t))));
+  const events = sources.flatMap((s) => (all ? [sourceFilter(streams.subjectPrefix, ns, s)] : types.map((t) => sourceFilter(streams.subjectPrefix, ns, s, t))));
+  return [...events, integrationReplayFilter(streams.subjectPrefix, ns, integration.metadata.name)];
 }
 
 /**
@@ -93,7 +99,7 @@ export function integrationConsumerConfig(streams: StreamSettings, integration: 
     deliver_policy: delivery.startAt ? DeliverPolicy.StartTime : DeliverPolicy.New,
     ack_wait: backoff[0] ?? nanos(ackWait),
     max_deliver: delivery.retrySchedule.length + 1,
-    max_ack_pending: delivery.batchSize * delivery.concurrency * 2,
+    max_ack_pending: effectiveBatchSize(integration) * delivery.concurrency * 2,
   };
   if (backoff.length > 0) config.backoff = backoff;
   if (delivery.startAt) config.opt_start_time = new Date(delivery.startAt).toISOString();

@@ -13,9 +13,13 @@ import type { StreamSettings } from '../settings.js';
  * - `mapping_failed`: the Mapping failed on it (a required field without a value, a strict lookup
  *   miss); the error names the rule and the field;
  * - `invalid_output`: the mapped payload does not satisfy the destination's output schema; the
- *   error names the field, the schema rule and the Mapping rule that wrote it. Never sent.
+ *   error names the field, the schema rule and the Mapping rule that wrote it. Never sent;
+ * - `stale_event`: the vendor would refuse it for its age (Meta's 7 days, GA4's 72 hours…), judged
+ *   on the injected clock. Never sent, so it cannot sink the request of the others.
+ * A vendor's refusal of one item of a batch (a Google Ads partial failure row, a Pinterest failed
+ * event) is a `permanent_failure` whose error is the vendor's reason; the others are acked.
  */
-export type DeadLetterReason = 'permanent_failure' | 'retries_exhausted' | 'max_deliver_exceeded' | 'invalid_event' | 'mapping_failed' | 'invalid_output';
+export type DeadLetterReason = 'permanent_failure' | 'retries_exhausted' | 'max_deliver_exceeded' | 'invalid_event' | 'mapping_failed' | 'invalid_output' | 'stale_event';
 
 /** Body of a dead letter (JSON), stored on `<prefix>.deadletter.<ns>.<integration>` in the dead-letter stream. */
 export interface DeadLetter {
@@ -59,11 +63,14 @@ export class DeadLetterPublisher {
 
   /**
    * Publishes one dead letter with `Nats-Msg-Id` {@link deadLetterMsgId} and headers `Sy-Reason`,
-   * `Sy-Integration`; resolves once the dead-letter stream stored it (or recognised a duplicate).
+   * `Sy-Integration`, plus `extraHeaders` (the original event's `Sy-Consent-Missing`, so a replay
+   * keeps its Source's consent policy); resolves once the dead-letter stream stored it (or
+   * recognised a duplicate).
    * @throws Error when JetStream does not acknowledge in time or refuses it.
    */
-  async publish(letter: DeadLetter): Promise<{ seq: number; duplicate: boolean }> {
+  async publish(letter: DeadLetter, extraHeaders: Record<string, string> = {}): Promise<{ seq: number; duplicate: boolean }> {
     const h = headers();
+    for (const [k, v] of Object.entries(extraHeaders)) h.set(k, v);
     h.set('Sy-Reason', letter.reason);
     h.set('Sy-Integration', `${letter.integration.namespace}/${letter.integration.name}`);
     const ack = await this.js.publish(deadLetterSubject(this.streams.subjectPrefix, letter.integration.namespace, letter.integration.name), JSON.stringify(letter), {

@@ -172,7 +172,7 @@ describe('delivery', () => {
       respond: () => {
         if (!first) return undefined;
         first = false;
-        return { status: 429, headers: { 'retry-after': '1' } };
+        return { status: 503, headers: { 'retry-after': '1' } };
       },
     });
     await s.publish([trackEvent('ra')]);
@@ -181,7 +181,70 @@ describe('delivery', () => {
     expect(s.receiver.requests).toHaveLength(2);
     // The schedule alone would retry after 200 ms; Retry-After asked for 1 s.
     expect(b!.at - a!.at).toBeGreaterThanOrEqual(950);
-    expect(s.records[0]).toMatchObject({ outcome: 'retried', status: 429, retryInMs: 1000 });
+    expect(s.records[0]).toMatchObject({ outcome: 'retried', status: 503, retryInMs: 1000 });
+  });
+
+  it('holds throttled events for the Retry-After and sends them again without spending a retry', async () => {
+    let throttles = 2;
+    const s = await setup({
+      delivery: { retrySchedule: ['200ms'] },
+      respond: () => (throttles-- > 0 ? { status: 429, headers: { 'retry-after': '1' } } : undefined),
+    });
+    await s.publish([trackEvent('th')]);
+    await eventually(() => s.forwarder.stats.delivered === 1, 10_000);
+    const [a, b, c] = s.receiver.requests;
+    expect(s.receiver.requests).toHaveLength(3);
+    expect(b!.at - a!.at).toBeGreaterThanOrEqual(950);
+    expect(c!.at - b!.at).toBeGreaterThanOrEqual(950);
+    // One schedule entry only, yet two throttled rounds did not exhaust it: still the first delivery.
+    expect(s.records).toEqual([expect.objectContaining({ outcome: 'delivered', status: 200, attempt: 1 })]);
+    expect(await metric(s.registry, 'switchyard_throttled_total', { integration: s.label })).toBe(2);
+    expect(await metric(s.registry, 'switchyard_retries_total', { integration: s.label })).toBe(0);
+  });
+
+  it('opens the circuit on a dead destination: probes it instead of hammering it, and spends no retries meanwhile', async () => {
+    let up = false;
+    const s = await setup({
+      delivery: { retrySchedule: ['100ms', '100ms', '100ms'], circuitBreaker: { failures: 2, halfOpenAfter: '500ms' } },
+      respond: () => (up ? undefined : { status: 503, body: 'down' }),
+    });
+    await s.publish([trackEvent('cb')]);
+    await s.receiver.waitFor((r) => r.length >= 4, 10_000);
+    const at = s.receiver.requests.map((r) => r.at);
+    // Two failures 100 ms apart open the circuit; from then on only one probe per 500 ms.
+    for (let i = 2; i < at.length; i++) expect(at[i]! - at[i - 1]!).toBeGreaterThanOrEqual(450);
+    expect(await metric(s.registry, 'switchyard_circuit_open', { integration: s.label })).toBe(1);
+    up = true;
+    await eventually(() => s.forwarder.stats.delivered === 1, 10_000);
+    // Four and more requests with three retries would have exhausted the event; the probes spent none.
+    expect(s.forwarder.stats.deadLettered).toBe(0);
+    expect(s.records.map((r) => [r.outcome, r.attempt])).toEqual([
+      ['retried', 1],
+      ['delivered', 2],
+    ]);
+    expect(await metric(s.registry, 'switchyard_circuit_open', { integration: s.label })).toBe(0);
+  });
+
+  it('keeps the Integration under its rate limit', async () => {
+    const s = await setup({ delivery: { batchSize: 10, rateLimit: { eventsPerSecond: 4 } } });
+    await s.publish(ids(8, 'rl').map((id) => trackEvent(id)));
+    await eventually(() => s.forwarder.stats.delivered === 8, 10_000);
+    const at = s.receiver.requests.map((r) => r.at);
+    const sizes = s.receiver.requests.map((r) => (r.body as { batch: unknown[] }).batch.length);
+    // A send carries at most one window (4 events); the second window opens a second later.
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(4);
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(8);
+    expect(at.at(-1)! - at[0]!).toBeGreaterThanOrEqual(900);
+  });
+
+  it("keeps the event's Sy-Consent-Missing header on its dead letter, so a replay keeps the Source's consent policy", async () => {
+    const s = await setup({ respond: () => ({ status: 400 }) });
+    await s.publish([trackEvent('consent-1')], { 'Sy-Consent-Missing': 'deny' });
+    await eventually(() => s.forwarder.stats.deadLettered === 1);
+    const subject = deadLetterSubject(fx.streams.subjectPrefix, 'default', s.integration.metadata.name);
+    const stored = await fx.jsm.streams.getMessage(fx.streams.deadLetter.name, { last_by_subj: subject });
+    expect(stored!.header.get('Sy-Consent-Missing')).toBe('deny');
+    expect(stored!.header.get('Sy-Reason')).toBe('permanent_failure');
   });
 
   it('dead-letters a 400 at once, with reason and status, and does not retry it', async () => {

@@ -3,16 +3,17 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { Registry } from 'prom-client';
 import type { Integration, Mapping } from '../api/index.js';
 import { systemClock, type Clock } from '../clock.js';
-import { createDestination, type Destination, type SendResult } from '../destinations/index.js';
+import { createDestination, effectiveBatchSize, type Destination, type ItemResult, type SendResult } from '../destinations/index.js';
 import { parseDuration } from '../duration.js';
 import { ErrorCodes, SwitchyardError } from '../errors.js';
 import { createLogger, type Logger } from '../logger.js';
 import { CONSENT_MISSING_HEADER } from '../ingestion/nats.js';
 import type { CompiledMapping, OutputViolation, SegmentEvent } from '../mapping/index.js';
-import { consumerName, parseEventSubject } from '../nats/subjects.js';
+import { consumerName, parseDeliverySubject } from '../nats/subjects.js';
 import type { StreamSettings } from '../settings.js';
 import { consumerBacklog, normalizeIntegration } from './consumer.js';
 import { DeadLetterPublisher, type DeadLetter, type DeadLetterReason } from './dead-letter.js';
+import { DeliveryGate, breakerCountsFailure, type DeliveryGateOptions } from './gate.js';
 import { compileIntegrationRoute, type IntegrationRoute } from './route.js';
 import { forwarderMetrics, type DeliveryOutcomeLabel, type ForwarderMetrics } from './metrics.js';
 
@@ -104,6 +105,11 @@ export interface ForwarderOptions {
   batchLingerMs?: number;
   /** Called for every event outcome (after it was acked, nak'ed or dead-lettered). */
   onDelivery?: (d: DeliveryRecord) => void;
+  /**
+   * Pause after a throttled send without Retry-After, in ms: exponential from `initialMs` up to
+   * `maxMs`. Default {initialMs: 1000, maxMs: 60000}.
+   */
+  throttleBackoff?: DeliveryGateOptions['throttleBackoff'];
 }
 
 /** Longest `Retry-After` honoured, in ms; a longer one is cut to this. */
@@ -114,6 +120,13 @@ export const MIN_RETRY_DELAY_MS = 100;
 const DEAD_LETTER_RETRY_MS = 5_000;
 /** A message buffered this long (ms) gets a "working" signal (ack wait restarted) when its request starts. */
 const WORKING_AFTER_MS = 1_000;
+/** While events wait for the gate, their ack wait is restarted this often, in ms (well under any ack wait: 2 × timeout + 5 s). */
+const KEEP_ALIVE_MS = 2_000;
+/**
+ * Longest time events are held by the forwarder (throttled, or waiting on an open circuit) and sent
+ * again after each pause or probe, before they follow the retry schedule, in ms.
+ */
+export const MAX_HOLD_MS = 15 * 60 * 1000;
 /** Pause before re-subscribing after the message iterator ended unexpectedly, in ms. */
 const RESUBSCRIBE_MS = 1_000;
 
@@ -154,6 +167,7 @@ class ForwarderImpl implements Forwarder {
   private readonly log: Logger;
   private readonly clock: Clock;
   private readonly lingerMs: number;
+  private readonly gate: DeliveryGate;
 
   /** Messages received and not yet in a request, with when they arrived (performance.now()). */
   private readonly queue: { msg: JsMsg; at: number }[] = [];
@@ -185,7 +199,7 @@ class ForwarderImpl implements Forwarder {
     this.integration = `${this.ns}/${this.name}`;
     this.consumer = consumerName(this.ns, this.name);
     const { delivery } = integration.spec;
-    this.batchSize = delivery.batchSize;
+    this.batchSize = effectiveBatchSize(integration);
     this.concurrency = delivery.concurrency;
     this.scheduleMs = delivery.retrySchedule.map(parseDuration);
     this.clock = options.clock ?? systemClock;
@@ -194,10 +208,28 @@ class ForwarderImpl implements Forwarder {
     this.deadLetters = new DeadLetterPublisher(nc, streams, this.consumer);
     this.js = jetstream(nc);
     this.lingerMs = options.batchLingerMs ?? 50;
+    const breaker = delivery.circuitBreaker ?? { failures: 5, halfOpenAfter: '30s' };
+    this.gate = new DeliveryGate({
+      ...(delivery.rateLimit ? { rateLimit: delivery.rateLimit } : {}),
+      replicas: integration.spec.forwarder?.replicas ?? 1,
+      breakerFailures: breaker.failures,
+      halfOpenAfterMs: parseDuration(breaker.halfOpenAfter),
+      ...(options.throttleBackoff ? { throttleBackoff: options.throttleBackoff } : {}),
+      // Pauses elapse in real time even when tests pin the event clock (vendor age rules, failedAt).
+      clock: { now: () => performance.now() },
+      onCircuit: (state) => {
+        this.metrics.circuitOpen.labels(this.integration).set(state === 'closed' ? 0 : 1);
+        if (state === 'open') this.log.error({ failures: breaker.failures, probeInMs: parseDuration(breaker.halfOpenAfter) }, 'circuit open: the destination keeps failing; sending one probe after the pause');
+        else if (state === 'closed') this.log.info('circuit closed: the destination answers again');
+      },
+    });
+    // A send never carries more events than one rate-limit window holds.
+    this.batchSize = Math.min(this.batchSize, this.gate.maxEventsPerSend);
   }
 
   start(paused: boolean): void {
     this.metrics.pending.labels(this.integration).set(0);
+    this.metrics.circuitOpen.labels(this.integration).set(0);
     if (paused) {
       this.readerDone = true;
       this.log.info('integration paused: not delivering, events wait in the stream');
@@ -311,7 +343,7 @@ class ForwarderImpl implements Forwarder {
 
   private describe(msg: JsMsg): { source: string | undefined; type: string | undefined } {
     const header = msg.headers?.get('Sy-Source');
-    const parsed = parseEventSubject(this.streams.subjectPrefix, msg.subject);
+    const parsed = parseDeliverySubject(this.streams.subjectPrefix, msg.subject);
     return { source: header || (parsed ? `${parsed.namespace}/${parsed.source}` : undefined), type: parsed?.type };
   }
 
@@ -367,16 +399,7 @@ class ForwarderImpl implements Forwarder {
         items.push({ msg, event, messageId, source, type, name: mapped.name, payload: mapped.payload });
       }
       if (items.length === 0) return;
-
-      this.stats.inFlight++;
-      let result: SendResult;
-      try {
-        result = await this.destination.send(items.map((i) => i.payload));
-      } finally {
-        this.stats.inFlight--;
-      }
-      this.metrics.attemptDuration.labels(this.integration).observe(result.durationMs / 1000);
-      await Promise.all(items.map((item) => this.settle(item, result, settled)));
+      await this.deliver(items, settled);
     } catch (e) {
       // A bug or a failure to talk to NATS: hand the rest back for a later attempt.
       for (const msg of batch) if (!settled.has(msg)) msg.nak(this.scheduleMs[0] ?? DEAD_LETTER_RETRY_MS);
@@ -384,20 +407,101 @@ class ForwarderImpl implements Forwarder {
     }
   }
 
-  private async settle(item: Item, result: SendResult, settled: Set<JsMsg>): Promise<void> {
+  /**
+   * Waits until the gate lets a send of `items` start (rate limit, throttle pause, open circuit),
+   * restarting their ack wait while they wait. False when the forwarder stops meanwhile.
+   */
+  private async waitForGate(items: readonly Item[]): Promise<{ ok: true } | { ok: false; waitMs: number }> {
+    let alive = performance.now();
+    for (;;) {
+      const waitMs = await this.gate.waitMs(items.length);
+      if (waitMs === 0) return { ok: true };
+      if (this.stopping) return { ok: false, waitMs };
+      await this.sleep(Math.min(waitMs, KEEP_ALIVE_MS));
+      if (performance.now() - alive >= KEEP_ALIVE_MS) {
+        for (const item of items) item.msg.working();
+        alive = performance.now();
+      }
+    }
+  }
+
+  /**
+   * Sends mapped items through the gate and settles each by its own outcome. Items the vendor
+   * throttled, or that failed while the circuit is open, are kept here and sent again after the
+   * pause or with the next probe (their ack wait kept alive, no retry spent) for up to
+   * {@link MAX_HOLD_MS}; after that they follow the retry schedule.
+   */
+  private async deliver(items: Item[], settled: Set<JsMsg>): Promise<void> {
+    let pending = items;
+    const heldSince = performance.now();
+    for (;;) {
+      const gate = await this.waitForGate(pending);
+      if (!gate.ok) {
+        // Stopping while the destination may not be called: hand the events back for later.
+        for (const item of pending) {
+          settled.add(item.msg);
+          item.msg.nak(Math.max(MIN_RETRY_DELAY_MS, Math.min(gate.waitMs, MAX_RETRY_AFTER_MS)));
+        }
+        return;
+      }
+      this.stats.inFlight++;
+      let result: SendResult | undefined;
+      try {
+        result = await this.gate.send(() => this.destination.send(pending.map((i) => i.payload)));
+      } finally {
+        this.stats.inFlight--;
+      }
+      if (!result) continue; // the circuit opened meanwhile: nothing was sent
+      this.metrics.attemptDuration.labels(this.integration).observe(result.durationMs / 1000);
+      const sent = result;
+      const outcomeOf = (i: number): ItemResult => sent.items?.[i] ?? sent;
+      // Throttled, or failing with the circuit now open: keep the retryable items here until the
+      // pause ends or a probe succeeds, instead of spending their retries on a vendor that cannot take them.
+      const hold = (sent.throttled || (breakerCountsFailure(sent) && this.gate.circuit !== 'closed')) && !this.stopping && performance.now() - heldSince < MAX_HOLD_MS;
+      if (hold) {
+        const again: Item[] = [];
+        await Promise.all(
+          pending.map((item, i) => {
+            if (outcomeOf(i).outcome === 'retryable') {
+              again.push(item);
+              return undefined;
+            }
+            return this.settle(item, outcomeOf(i), sent, settled);
+          }),
+        );
+        if (again.length > 0 && sent.throttled) {
+          this.metrics.throttled.labels(this.integration).inc(again.length);
+          this.log.warn({ events: again.length, status: sent.status, retryAfterMs: sent.retryAfterMs, error: sent.error }, 'throttled by the destination; holding events until the pause ends');
+        } else if (again.length > 0) {
+          this.log.warn({ events: again.length, status: sent.status, error: sent.error }, 'destination failing and circuit open; holding events for the next probe');
+        }
+        pending = again;
+        if (pending.length === 0) return;
+        continue;
+      }
+      await Promise.all(pending.map((item, i) => this.settle(item, outcomeOf(i), sent, settled)));
+      return;
+    }
+  }
+
+  private async settle(item: Item, own: ItemResult, result: SendResult, settled: Set<JsMsg>): Promise<void> {
     const { msg, messageId, source, type, name } = item;
     settled.add(msg);
     const attempt = msg.info.deliveryCount;
     const durationMs = Math.round(result.durationMs);
     const base = { messageId, source, type, name, streamSeq: msg.seq, attempt, durationMs, ...(result.status !== undefined ? { status: result.status } : {}) };
-    if (result.outcome === 'success') {
+    if (own.outcome === 'success') {
       await this.ack(msg);
       this.log.info({ messageId, source, name, status: result.status, attempt, durationMs }, 'delivered');
       this.record({ ...base, outcome: 'delivered' });
       return;
     }
-    const letter = { source, event: item.event, ...(result.status !== undefined ? { status: result.status } : {}), ...(result.error ? { error: result.error } : {}) };
-    if (result.outcome === 'permanent') {
+    const letter = { source, event: item.event, ...(result.status !== undefined ? { status: result.status } : {}), ...(own.error ? { error: own.error } : {}) };
+    if (own.refusal === 'stale_event') {
+      await this.deadLetter(msg, { reason: 'stale_event', ...letter }, base);
+      return;
+    }
+    if (own.outcome === 'permanent') {
       await this.deadLetter(msg, { reason: 'permanent_failure', ...letter }, base);
       return;
     }
@@ -408,8 +512,8 @@ class ForwarderImpl implements Forwarder {
     const delay = retryDelayMs(this.scheduleMs, attempt, result.retryAfterMs);
     msg.nak(delay);
     this.metrics.retries.labels(this.integration).inc();
-    this.log.warn({ messageId, source, name, status: result.status, attempt, durationMs, retryInMs: delay, error: result.error }, 'delivery failed; will retry');
-    this.record({ ...base, outcome: 'retried', retryInMs: delay, ...(result.error ? { error: result.error } : {}) });
+    this.log.warn({ messageId, source, name, status: result.status, attempt, durationMs, retryInMs: delay, error: own.error }, 'delivery failed; will retry');
+    this.record({ ...base, outcome: 'retried', retryInMs: delay, ...(own.error ? { error: own.error } : {}) });
   }
 
   /**
@@ -434,8 +538,9 @@ class ForwarderImpl implements Forwarder {
       ...(what.source ? { source: what.source } : {}),
       event: what.event,
     };
+    const consent = msg.headers?.get(CONSENT_MISSING_HEADER);
     try {
-      await this.deadLetters.publish(letter);
+      await this.deadLetters.publish(letter, consent ? { [CONSENT_MISSING_HEADER]: consent } : {});
     } catch (e) {
       this.log.error({ err: e, streamSeq: msg.seq, reason: what.reason }, 'cannot store the dead letter; will try again');
       msg.nak(DEAD_LETTER_RETRY_MS);
@@ -510,7 +615,8 @@ class ForwarderImpl implements Forwarder {
         ...(source ? { source } : {}),
         event,
       };
-      await this.deadLetters.publish(letter);
+      const consent = stored?.header.get(CONSENT_MISSING_HEADER);
+      await this.deadLetters.publish(letter, consent ? { [CONSENT_MISSING_HEADER]: consent } : {});
       msg.ack();
       this.metrics.deadLetters.labels(this.integration, 'max_deliver_exceeded').inc();
       const messageId = typeof record?.messageId === 'string' ? record.messageId : undefined;

@@ -32,4 +32,18 @@ export {
 export { compileIntegrationRoute, compileMappingResource, consentAllows, type IntegrationRoute, type SkipReason, type ConsentMissing } from './route.js';
 export { describeViolations } from './forwarder.js';
 export { DeadLetterPublisher, deadLetterMsgId, type DeadLetter, type DeadLetterReason } from './dead-letter.js';
+export {
+  listDeadLetters,
+  getDeadLetter,
+  replayDeadLetters,
+  replayFailed,
+  DEAD_LETTER_REASONS,
+  REPLAY_OF_HEADER,
+  type IntegrationRef,
+  type StoredDeadLetter,
+  type DeadLetterFilter,
+  type ReplayOptions,
+  type ReplayResult,
+  type ReplayOutcome,
+} from './dead-letters.js';
 export { forwarderMetrics, DELIVERY_OUTCOMES, type ForwarderMetrics, type DeliveryOutcomeLabel } from './metrics.js';

@@ -19,6 +19,10 @@ export interface ForwarderMetrics {
   pending: Gauge<'integration'>;
   /** `switchyard_events_not_delivered_total{integration,reason}`: events skipped or dropped on purpose, by reason (event_type, event_name, event_filter, consent_denied, filtered, no_matching_rule). */
   notDelivered: Counter<'integration' | 'reason'>;
+  /** `switchyard_throttled_total{integration}`: events the destination throttled, held and sent again after the pause. */
+  throttled: Counter<'integration'>;
+  /** `switchyard_circuit_open{integration}`: 1 while the circuit breaker is open or half-open (probing), else 0. */
+  circuitOpen: Gauge<'integration'>;
 }
 
 const byRegistry = new WeakMap<Registry, ForwarderMetrics>();
@@ -71,6 +75,16 @@ export function forwarderMetrics(registry: Registry): ForwarderMetrics {
           labelNames: ['integration', 'reason'],
           registers,
         }),
+    ),
+    throttled: getOrCreate(
+      registry,
+      'switchyard_throttled_total',
+      () => new Counter({ name: 'switchyard_throttled_total', help: 'Events the destination throttled, held and sent again after the pause.', labelNames: ['integration'], registers }),
+    ),
+    circuitOpen: getOrCreate(
+      registry,
+      'switchyard_circuit_open',
+      () => new Gauge({ name: 'switchyard_circuit_open', help: "1 while the Integration's circuit breaker is open or probing, else 0.", labelNames: ['integration'], registers }),
     ),
   };
   byRegistry.set(registry, m);

@@ -1,3 +1,4 @@
+import { checkDestination, destinationDefinition } from '../destinations/index.js';
 import type { Integration, LoadedResource, Mapping, ResourceProblem, Secret, Source } from '../api/index.js';
 import { objectKey, secretValues } from '../api/index.js';
 import type { IngestionSource } from '../ingestion/index.js';
@@ -107,12 +108,26 @@ export function resolveLocal(loaded: LoadedResource[], options: { requireSecrets
       }
     }
     let credentials: Record<string, string> = {};
+    let credentialsKnown = true;
     if (spec.credentialsSecretRef) {
       const secret = lookup<Secret>('Secret', ns, spec.credentialsSecretRef.name);
       if (!secret) {
         if (requireSecrets) problem(l, '/spec/credentialsSecretRef/name', 'reference', missing('Secret', ns, spec.credentialsSecretRef.name));
         ok = false;
+        credentialsKnown = false;
       } else credentials = secretValues(secret);
+    }
+    const definition = destinationDefinition(spec.destination.type);
+    if (definition) {
+      try {
+        // Settings and batch size always; the Secret's keys only when the Secret is at hand.
+        checkDestination(definition, integration, credentialsKnown ? credentials : undefined);
+      } catch (e) {
+        const details = (e as SwitchyardError).details as { path: string; rule: string; message: string }[] | undefined;
+        if (details?.length) for (const d of details) problem(l, `/spec/destination/${definition.settingsField}${d.path}`, d.rule, d.message);
+        else problem(l, spec.credentialsSecretRef && /credentials Secret/.test((e as Error).message) ? '/spec/credentialsSecretRef/name' : '/spec/destination', 'destination', (e as Error).message);
+        ok = false;
+      }
     }
     if (ok && mapping) forwarders.push({ integration, mapping, credentials });
   }

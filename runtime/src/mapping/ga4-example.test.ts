@@ -4,7 +4,10 @@ import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import type { Mapping } from '../api/index.js';
 import { loadResources } from '../api/resources.js';
+import { DESTINATIONS } from '../destinations/index.js';
+import { compileMappingResource } from '../forward/route.js';
 import { compileMapping, type MappingResult, type SegmentEvent } from './index.js';
+import { compileOutputValidator } from './output-schema.js';
 
 // The GA4 example Mapping and its `switchyard test` cases (examples/mappings), run here too so
 // `npm test` covers them without the CLI. Only the expectations those cases use are supported
@@ -92,55 +95,25 @@ describe('examples/mappings/ga4-ecommerce.yaml', () => {
   });
 });
 
-// GA4 Measurement Protocol limits (https://developers.google.com/analytics/devguides/collection/protocol/ga4/sending-events#limitations):
-// event and parameter names ≤ 40 characters (letters, digits, underscores, starting with a
-// letter), ≤ 25 parameters per event, parameter values ≤ 100 characters (page_title 300,
-// page_referrer 420, page_location 1000), ≤ 200 items, user property values ≤ 36 characters.
-const NAME = /^[A-Za-z][A-Za-z0-9_]{0,39}$/;
-const LONG_PARAMS: Record<string, number> = { page_title: 300, page_referrer: 420, page_location: 1000 };
-const codePoints = (s: string): number => [...s].length;
-
-function ga4LimitViolations(payload: Record<string, unknown>): string[] {
-  const bad: string[] = [];
-  if (typeof payload.client_id !== 'string' || payload.client_id === '') bad.push('client_id: not a non-empty string');
-  if (!Number.isSafeInteger(payload.timestamp_micros)) bad.push('timestamp_micros: not an integer');
-  for (const [name, prop] of Object.entries((payload.user_properties ?? {}) as Record<string, { value?: unknown }>)) {
-    if (name.length > 24 || !NAME.test(name)) bad.push(`user_properties.${name}: bad name`);
-    if (typeof prop.value === 'string' && codePoints(prop.value) > 36) bad.push(`user_properties.${name}: value over 36 characters`);
-  }
-  const events = payload.events as { name: string; params: Record<string, unknown> }[];
-  if (!Array.isArray(events) || events.length !== 1) bad.push('events: not one event');
-  for (const [i, e] of (events ?? []).entries()) {
-    if (!NAME.test(e.name)) bad.push(`events[${i}].name: ${e.name}`);
-    const params = Object.entries(e.params ?? {});
-    if (params.length > 25) bad.push(`events[${i}].params: ${params.length} parameters`);
-    for (const [key, value] of params) {
-      if (!NAME.test(key)) bad.push(`events[${i}].params.${key}: bad name`);
-      if (typeof value === 'string' && codePoints(value) > (LONG_PARAMS[key] ?? 100)) bad.push(`events[${i}].params.${key}: too long`);
-      if (key === 'items') {
-        const items = value as Record<string, unknown>[];
-        if (items.length > 200) bad.push(`events[${i}].params.items: ${items.length} items`);
-        for (const [j, item] of items.entries()) {
-          if (item.item_id === undefined && item.item_name === undefined) bad.push(`events[${i}].params.items[${j}]: neither item_id nor item_name`);
-          for (const [k, v] of Object.entries(item)) {
-            if (typeof v === 'string' && codePoints(v) > 100) bad.push(`events[${i}].params.items[${j}].${k}: too long`);
-            if (['price', 'quantity', 'index'].includes(k) && typeof v !== 'number') bad.push(`events[${i}].params.items[${j}].${k}: not a number`);
-          }
-        }
-      } else if (['value', 'tax', 'shipping'].includes(key) && typeof value !== 'number') bad.push(`events[${i}].params.${key}: not a number`);
-    }
-    if (e.params?.value !== undefined && typeof e.params.currency !== 'string') bad.push(`events[${i}].params: value without currency`);
-  }
-  return bad;
-}
+// GA4 Measurement Protocol limits (https://developers.google.com/analytics/devguides/collection/protocol/ga4/sending-events#limitations)
+// are the ga4 destination's output schema: the example declares `destinationType: ga4`, so it is
+// compiled against that schema (what can never pass is a compile error) and every output of its
+// cases is validated with it here, as the forwarder does before delivery.
+const ga4Schema = DESTINATIONS.ga4.outputSchema!(undefined)!;
+const ga4Violations = (payload: unknown): string[] => (compileOutputValidator(ga4Schema)(payload) ?? []).map((v) => `${v.path}: ${v.rule}`);
 
 describe('GA4 limits', () => {
   const outputs = cases.filter((c) => c.expect.output);
 
+  it('the example declares the ga4 type and compiles against its output schema', () => {
+    expect(spec!.destinationType).toBe('ga4');
+    expect(() => compileMappingResource(loaded.resources[0]!.resource as Mapping)).not.toThrow();
+  });
+
   it.each(outputs)('$title: the output respects them', ({ event }) => {
     const result = compileMapping(spec!).apply(event);
     if (!result.ok) throw new Error(`not mapped: ${result.dropped ?? result.failed?.message}`);
-    expect(ga4LimitViolations(result.payload)).toEqual([]);
+    expect(ga4Violations(result.payload)).toEqual([]);
   });
 
   it('the check finds violations', () => {
@@ -150,16 +123,18 @@ describe('GA4 limits', () => {
       user_properties: { plan: { value: 'x'.repeat(37) } },
       events: [{ name: '1bad', params: { value: '25', page_title: 'x'.repeat(301), items: [{ price: '1' }] } }],
     };
-    expect(ga4LimitViolations(payload)).toEqual([
-      'client_id: not a non-empty string',
-      'timestamp_micros: not an integer',
-      'user_properties.plan: value over 36 characters',
-      'events[0].name: 1bad',
-      'events[0].params.value: not a number',
-      'events[0].params.page_title: too long',
-      'events[0].params.items[0]: neither item_id nor item_name',
-      'events[0].params.items[0].price: not a number',
-      'events[0].params: value without currency',
+    expect(ga4Violations(payload)).toEqual([
+      'client_id: minLength',
+      'timestamp_micros: type',
+      'user_properties.plan.value: maxLength',
+      'events[0].name: pattern',
+      'events[0].params.page_title: maxLength',
+      'events[0].params.items[0].item_id: required',
+      'events[0].params.items[0].item_name: required',
+      'events[0].params.items[0]: anyOf',
+      'events[0].params.items[0].price: type',
+      'events[0].params.value: type',
+      'events[0].params.currency: dependentRequired',
     ]);
   });
 });

@@ -8,15 +8,20 @@ import {
 } from '@nats-io/jetstream';
 import { nanos, parseDuration } from '../duration.js';
 import type { StreamSettings } from '../settings.js';
-import { allDeadLettersSubject, allEventsSubject, maxDeliveriesAdvisorySubject } from './subjects.js';
+import { allDeadLettersSubject, allEventsSubject, allReplaysSubject, maxDeliveriesAdvisorySubject } from './subjects.js';
 
-/** Desired configuration of the three streams Switchyard uses, computed from settings (pure). */
+/**
+ * Desired configuration of the three streams Switchyard uses, computed from settings (pure). The
+ * events stream holds ingested events (`<prefix>.events.>`) and replayed dead letters
+ * (`<prefix>.replay.>`), so a replay gets the same retention and is consumed by the Integration's
+ * own consumer.
+ */
 export function desiredStreams(s: StreamSettings): (Partial<StreamConfig> & { name: string })[] {
   return [
     {
       name: s.events.name,
-      description: 'Switchyard: accepted events',
-      subjects: [allEventsSubject(s.subjectPrefix)],
+      description: 'Switchyard: accepted events and replayed dead letters',
+      subjects: [allEventsSubject(s.subjectPrefix), allReplaysSubject(s.subjectPrefix)],
       retention: RetentionPolicy.Limits,
       storage: s.events.storage === 'memory' ? StorageType.Memory : StorageType.File,
       max_age: nanos(parseDuration(s.events.maxAge)),

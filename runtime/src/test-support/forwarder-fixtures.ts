@@ -21,6 +21,7 @@ export function testIntegration(
     payloadSchema?: object;
     headers?: Record<string, string>;
     method?: 'POST' | 'PUT' | 'PATCH';
+    signature?: { secretKey: string; header: string };
     paused?: boolean;
   },
 ): Integration {
@@ -31,10 +32,10 @@ export function testIntegration(
     spec: {
       sourceRefs: options.sources.map((s) => ({ name: s })),
       mappingRef: { name: 'test' },
-      destination: { type: 'webhook', webhook: { url: options.url, method: options.method ?? 'POST', headers: options.headers ?? {}, ...(options.payloadSchema ? { payloadSchema: options.payloadSchema } : {}) } },
+      destination: { type: 'webhook', webhook: { url: options.url, method: options.method ?? 'POST', headers: options.headers ?? {}, ...(options.payloadSchema ? { payloadSchema: options.payloadSchema } : {}), ...(options.signature ? { signature: options.signature } : {}) } },
       consent: { categories: options.consent ?? [] },
       events: { types: ['track', 'page', 'screen', 'identify', 'group', 'alias'], ...options.events },
-      delivery: { batchSize: 1, concurrency: 4, timeout: '2s', retrySchedule: ['200ms', '200ms'], ...options.delivery },
+      delivery: { batchSize: 1, concurrency: 4, timeout: '2s', retrySchedule: ['200ms', '200ms'], circuitBreaker: { failures: 0, halfOpenAfter: '30s' }, ...options.delivery },
       forwarder: { replicas: 1 },
       paused: options.paused ?? false,
     },

@@ -1,45 +1,22 @@
-import { Agent, request } from 'undici';
-import type { Integration, WebhookSettings } from '../../api/index.js';
-import type { Clock } from '../../clock.js';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { ErrorCodes, SwitchyardError } from '../../errors.js';
-import { USER_AGENT, type DeliveryOutcome, type Destination, type DestinationOptions, type SendResult } from '../types.js';
+import { classifyByStatus, httpDestinationType } from '../http.js';
+import { USER_AGENT, type DestinationDefinition } from '../types.js';
+import { WebhookSettings } from './settings.js';
+
+export { WebhookSettings } from './settings.js';
 
 /** RFC 9110 token: what a header name may hold. */
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** Headers the HTTP client computes or that would break framing; settings and Secrets cannot set them. */
 const RESERVED_HEADERS = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'expect', 'te', 'trailer', 'proxy-connection']);
-/** Most characters of a failed response body kept in the error (and the dead letter). */
-export const ERROR_BODY_LIMIT = 512;
 
 /**
- * Classifies an HTTP status the way the webhook destination documents it (WebhookSettings in
- * api/integration.ts): 2xx success; 408 Request Timeout, 429 Too Many Requests and 5xx retryable,
- * except 501 Not Implemented and 505 HTTP Version Not Supported, which a retry cannot fix
- * (RFC 9110 §15.6); everything else (3xx, 4xx) permanent.
+ * Merged request headers: settings, then every credentials key (lower-cased; later wins) except
+ * the signature's secret key, then ours (`user-agent`, `content-type: application/json`).
+ * @throws SwitchyardError INVALID_RESOURCE for a name that is not an HTTP token, a reserved header
+ * (host, content-length…) or a value holding a line break or NUL.
  */
-export function classifyStatus(status: number): DeliveryOutcome {
-  if (status >= 200 && status < 300) return 'success';
-  if (status === 408 || status === 429) return 'retryable';
-  if (status >= 500 && status < 600 && status !== 501 && status !== 505) return 'retryable';
-  return 'permanent';
-}
-
-/**
- * Parses a `Retry-After` header (RFC 9110 §10.2.3): delay-seconds, or an HTTP-date compared with
- * `clock.now()` (a date in the past gives 0).
- * @returns milliseconds, or undefined when absent or unreadable.
- */
-export function parseRetryAfter(value: string | string[] | undefined, clock: Clock): number | undefined {
-  const text = (Array.isArray(value) ? value[0] : value)?.trim();
-  if (!text) return undefined;
-  if (/^[0-9]+$/.test(text)) return Number(text) * 1000;
-  if (!/[A-Za-z]/.test(text)) return undefined; // not an HTTP-date either (e.g. "1.5", "-3")
-  const at = Date.parse(text);
-  if (Number.isNaN(at)) return undefined;
-  return Math.max(0, at - clock.now());
-}
-
-/** Merged request headers: settings, then every credentials key (lower-cased; later wins), then ours. */
 export function webhookHeaders(settings: WebhookSettings, credentials: Record<string, string>, where = 'webhook'): Record<string, string> {
   const out: Record<string, string> = { 'user-agent': USER_AGENT };
   const add = (name: string, value: string, origin: string) => {
@@ -50,124 +27,76 @@ export function webhookHeaders(settings: WebhookSettings, credentials: Record<st
     out[lower] = value;
   };
   for (const [k, v] of Object.entries(settings.headers ?? {})) add(k, v, 'header');
-  for (const [k, v] of Object.entries(credentials)) add(k, v.trim(), 'credentials Secret');
+  for (const [k, v] of Object.entries(credentials)) if (k !== settings.signature?.secretKey) add(k, v.trim(), 'credentials Secret');
   out['content-type'] = 'application/json';
   return out;
 }
 
-async function readSnippet(body: AsyncIterable<Buffer | Uint8Array> & { destroy(): void }): Promise<string> {
-  let text = '';
-  try {
-    for await (const chunk of body) {
-      text += Buffer.from(chunk).toString('utf8');
-      if (text.length >= ERROR_BODY_LIMIT) break;
-    }
-  } catch {
-    // the body failed mid-way: keep what we have
-  } finally {
-    body.destroy();
-  }
-  return text.slice(0, ERROR_BODY_LIMIT);
+/**
+ * The signature header value of `body` sent at `timestampSec`: `t=<timestampSec>,v1=<hex
+ * HMAC-SHA256(secret, "<timestampSec>.<body>")>` (Stripe's webhook scheme,
+ * https://docs.stripe.com/webhooks#verify-manually).
+ */
+export function signWebhook(secret: string, body: string, timestampSec: number): string {
+  const mac = createHmac('sha256', secret).update(`${timestampSec}.${body}`).digest('hex');
+  return `t=${timestampSec},v1=${mac}`;
 }
 
 /**
- * Webhook destination: one JSON request per send to `spec.destination.webhook.url` with its
- * `method` (default POST). Headers: `settings.headers`, then every key/value of the credentials
- * Secret (so `Authorization` lives in the Secret), `content-type: application/json`,
- * `user-agent: switchyard/<version>`. Body: the mapped payload when `delivery.batchSize` is 1,
- * else `{"batch": [payload, …]}`. Each instance has its own connection pool (undici Agent, at most
- * `delivery.concurrency` connections), so one Integration's slow endpoint never holds another's
- * connections.
+ * Checks a webhook signature header on the receiving side: a `v1` HMAC of `"<t>.<body>"` with
+ * `secret` (compared in constant time) and `t` within `toleranceSec` (default 300) of `nowMs`.
+ * @returns true when the body is authentic and fresh.
  */
-export class WebhookDestination implements Destination {
-  private readonly agent: Agent;
-  private readonly url: string;
-  private readonly method: 'POST' | 'PUT' | 'PATCH';
-  private readonly headers: Record<string, string>;
-  private readonly batched: boolean;
-  private readonly timeoutMs: number;
-  private readonly clock: Clock;
-
-  /** @throws SwitchyardError INVALID_RESOURCE when the webhook settings are missing or a header cannot be sent. */
-  constructor(options: DestinationOptions) {
-    const { integration } = options;
-    const where = `Integration ${integration.metadata.namespace ?? 'default'}/${integration.metadata.name}`;
-    const settings = integration.spec.destination.webhook;
-    if (!settings) throw new SwitchyardError(ErrorCodes.INVALID_RESOURCE, `${where}: destination.webhook is required when type is webhook`);
-    this.url = settings.url;
-    this.method = settings.method ?? 'POST';
-    this.headers = webhookHeaders(settings, options.credentials, where);
-    this.batched = integration.spec.delivery.batchSize > 1;
-    this.timeoutMs = options.timeoutMs;
-    this.clock = options.clock;
-    this.agent = new Agent({
-      connections: integration.spec.delivery.concurrency,
-      headersTimeout: options.timeoutMs,
-      bodyTimeout: options.timeoutMs,
-      connect: { timeout: Math.min(options.timeoutMs, 10_000) },
-    });
+export function verifyWebhookSignature(secret: string, header: string | undefined, body: string, nowMs: number, toleranceSec = 300): boolean {
+  if (!header) return false;
+  const parts = new Map<string, string[]>();
+  for (const item of header.split(',')) {
+    const [k, ...v] = item.trim().split('=');
+    if (k && v.length) parts.set(k, [...(parts.get(k) ?? []), v.join('=')]);
   }
-
-  /** Builds the destination for {@link DestinationType} registries. */
-  static create(options: DestinationOptions): WebhookDestination {
-    return new WebhookDestination(options);
-  }
-
-  /** `spec.destination.webhook.payloadSchema`, when the Integration sets one; a webhook takes any JSON otherwise. */
-  static outputSchema(integration: Integration | undefined): object | undefined {
-    const schema = integration?.spec.destination.webhook?.payloadSchema;
-    return schema && typeof schema === 'object' ? schema : undefined;
-  }
-
-  /** The request body for these payloads (exactly one payload when batchSize is 1). */
-  body(payloads: readonly unknown[]): string {
-    if (!this.batched) {
-      if (payloads.length !== 1) throw new RangeError(`webhook with batchSize 1 sends one payload per request, got ${payloads.length}`);
-      return JSON.stringify(payloads[0]);
-    }
-    return JSON.stringify({ batch: payloads });
-  }
-
-  /** Sends one request; never throws (failures are results). */
-  async send(payloads: readonly unknown[]): Promise<SendResult> {
-    const started = performance.now();
-    const elapsed = () => performance.now() - started;
-    let body: string;
-    try {
-      body = this.body(payloads);
-    } catch (e) {
-      return { outcome: 'permanent', error: `cannot encode the payload: ${(e as Error).message}`, durationMs: elapsed() };
-    }
-    try {
-      const res = await request(this.url, {
-        method: this.method,
-        headers: this.headers,
-        body,
-        dispatcher: this.agent,
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
-      const outcome = classifyStatus(res.statusCode);
-      const result: SendResult = { outcome, status: res.statusCode, durationMs: 0 };
-      if (outcome === 'success') {
-        await res.body.dump({ limit: 64 * 1024 }).catch(() => undefined);
-      } else {
-        const snippet = await readSnippet(res.body);
-        result.error = `HTTP ${res.statusCode}${snippet ? `: ${snippet}` : ''}`;
-        const retryAfter = parseRetryAfter(res.headers['retry-after'], this.clock);
-        if (retryAfter !== undefined) result.retryAfterMs = retryAfter;
-      }
-      result.durationMs = elapsed();
-      return result;
-    } catch (e) {
-      const err = e as Error & { code?: string };
-      const timedOut = err.name === 'TimeoutError' || err.name === 'AbortError' || err.code === 'UND_ERR_HEADERS_TIMEOUT' || err.code === 'UND_ERR_BODY_TIMEOUT' || err.code === 'UND_ERR_CONNECT_TIMEOUT';
-      const detail = err.code && !err.message.includes(err.code) ? `${err.code}: ${err.message}` : err.message;
-      return { outcome: 'retryable', error: timedOut ? `timeout after ${this.timeoutMs}ms` : `network error: ${detail}`, durationMs: elapsed() };
-    }
-  }
-
-  /** Closes the connection pool (waits for requests in progress). */
-  async close(): Promise<void> {
-    await this.agent.close();
-  }
+  const t = Number(parts.get('t')?.[0]);
+  if (!Number.isInteger(t) || Math.abs(nowMs / 1000 - t) > toleranceSec) return false;
+  const expected = Buffer.from(signWebhook(secret, body, t).split('v1=')[1]!, 'hex');
+  return (parts.get('v1') ?? []).some((sig) => {
+    const given = Buffer.from(sig, 'hex');
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  });
 }
+
+/**
+ * Webhook: one JSON request per send to `url` with `method`. Headers: `headers`, then every key of
+ * the credentials Secret (so `Authorization` lives in the Secret) but the signing secret,
+ * `content-type: application/json`, `user-agent: switchyard/<version>`, and the signature when
+ * `signature` is set. Body: the mapped payload when `delivery.batchSize` is 1, else
+ * `{"batch": [payload, …]}`. Classified by status ({@link classifyByStatus}).
+ */
+export const webhookDestination: DestinationDefinition<WebhookSettings> = {
+  type: 'webhook',
+  settingsField: 'webhook',
+  title: 'Webhook',
+  docsUrl: 'https://www.rfc-editor.org/rfc/rfc9110',
+  settingsSchema: WebhookSettings,
+  credentials: {},
+  batch: { default: 1, max: 1000 },
+  outputSchema: (settings) => (settings?.payloadSchema && typeof settings.payloadSchema === 'object' ? settings.payloadSchema : undefined),
+  validate(settings, credentials, integration) {
+    webhookHeaders(settings, credentials, `Integration ${integration}`);
+    const key = settings.signature?.secretKey;
+    if (key && !credentials[key]) throw new SwitchyardError(ErrorCodes.INVALID_RESOURCE, `Integration ${integration}: the credentials Secret has no key ${key} (destination.webhook.signature.secretKey)`);
+  },
+  buildRequests(payloads, ctx) {
+    const headers = webhookHeaders(ctx.settings, { ...ctx.credentials }, `Integration ${ctx.integration}`);
+    const request = (body: string, items: number[]) => {
+      const signature = ctx.settings.signature;
+      const signed = signature ? { ...headers, [signature.header.toLowerCase()]: signWebhook(ctx.credentials[signature.secretKey]!, body, Math.floor(ctx.now / 1000)) } : headers;
+      return { method: ctx.settings.method, url: ctx.settings.url, headers: signed, body, items };
+    };
+    // batchSize 1: the payload itself is the body, one request each.
+    if (ctx.batchSize === 1) return payloads.map((p, i) => request(JSON.stringify(p), [i]));
+    return [request(JSON.stringify({ batch: payloads }), payloads.map((_, i) => i))];
+  },
+  classify: (response, _request, ctx) => classifyByStatus(response, ctx.now),
+};
+
+/** The webhook {@link DestinationType}. */
+export const WebhookDestination = httpDestinationType(webhookDestination);

@@ -3,8 +3,9 @@ import { ErrorCodes } from '../../errors.js';
 import { normalizeIntegration } from '../../forward/consumer.js';
 import { testIntegration } from '../../test-support/forwarder-fixtures.js';
 import { startTestReceiver, type TestReceiver } from '../../test-support/http-receiver.js';
-import { DESTINATIONS, USER_AGENT, createDestination, RUNTIME_VERSION } from '../index.js';
-import { classifyStatus, parseRetryAfter, webhookHeaders, WebhookDestination } from './index.js';
+import { DESTINATIONS, HttpDestination, USER_AGENT, createDestination, RUNTIME_VERSION } from '../index.js';
+import { classifyStatus, parseRetryAfter } from '../http.js';
+import { signWebhook, verifyWebhookSignature, webhookHeaders, WebhookDestination } from './index.js';
 
 const clock = { now: () => Date.parse('2015-10-21T07:27:58.000Z') };
 
@@ -73,7 +74,7 @@ describe('webhook headers', () => {
 
   it('is the registry entry for webhook', () => {
     expect(DESTINATIONS.webhook).toBe(WebhookDestination);
-    expect(destination('http://127.0.0.1:9')).toBeInstanceOf(WebhookDestination);
+    expect(destination('http://127.0.0.1:9')).toBeInstanceOf(HttpDestination);
   });
 });
 
@@ -147,10 +148,36 @@ describe('WebhookDestination over HTTP', () => {
     expect(result.error).toMatch(/network error: .*ECONNREFUSED/);
   });
 
-  it('refuses a batch of several payloads with batchSize 1 without sending', async () => {
+  it('sends several payloads as one request each with batchSize 1, each with its own outcome', async () => {
+    receiver.respond = (r) => ((r.body as { n: number }).n === 2 ? { status: 400, body: 'no' } : undefined);
     const d = destination(receiver.url);
-    expect(await d.send([{}, {}])).toMatchObject({ outcome: 'permanent', error: expect.stringContaining('one payload per request') });
+    const result = await d.send([{ n: 1 }, { n: 2 }]);
     await d.close();
-    expect(receiver.requests).toHaveLength(0);
+    expect(receiver.requests.map((r) => r.text).sort()).toEqual(['{"n":1}', '{"n":2}']);
+    expect(result.items).toEqual([{ outcome: 'success' }, { outcome: 'permanent', error: 'HTTP 400: no' }]);
+  });
+
+  it('signs the body with HMAC-SHA256 over timestamp and body, keeping the secret out of the headers', async () => {
+    const d = destination(receiver.url, { signature: { secretKey: 'signing-key', header: 'X-Signature' } }, { 'signing-key': 'whsec_abc', Authorization: 'Bearer t' });
+    expect(await d.send([{ event: 'purchase' }])).toMatchObject({ outcome: 'success' });
+    await d.close();
+    const [req] = receiver.requests;
+    const header = String(req!.headers['x-signature']);
+    const t = Date.parse('2015-10-21T07:27:58.000Z') / 1000;
+    expect(header).toBe(signWebhook('whsec_abc', req!.text, t));
+    expect(header).toMatch(/^t=1445412478,v1=[0-9a-f]{64}$/);
+    expect(JSON.stringify(req!.headers)).not.toContain('whsec_abc');
+    expect(req!.headers['signing-key']).toBeUndefined();
+    expect(req!.headers.authorization).toBe('Bearer t');
+    // What a receiver checks: authentic, fresh, untampered.
+    expect(verifyWebhookSignature('whsec_abc', header, req!.text, t * 1000 + 60_000)).toBe(true);
+    expect(verifyWebhookSignature('whsec_abc', header, `${req!.text} `, t * 1000)).toBe(false);
+    expect(verifyWebhookSignature('other', header, req!.text, t * 1000)).toBe(false);
+    expect(verifyWebhookSignature('whsec_abc', header, req!.text, t * 1000 + 301_000)).toBe(false);
+    expect(verifyWebhookSignature('whsec_abc', undefined, req!.text, t * 1000)).toBe(false);
+  });
+
+  it('refuses a signature whose secret key is not in the Secret', () => {
+    expect(() => destination(receiver.url, { signature: { secretKey: 'missing', header: 'X-Signature' } }, {})).toThrow(expect.objectContaining({ code: ErrorCodes.INVALID_RESOURCE, message: expect.stringContaining('no key missing') }));
   });
 });
