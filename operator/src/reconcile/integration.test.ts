@@ -328,3 +328,18 @@ test('a restarted operator converges without duplicates or needless writes', asy
   expect((await configMap('shop-hook'))!.metadata!.resourceVersion).toBe(before.configMap);
   expect((await consumer('shop-hook'))!.created).toBe(before.consumer);
 });
+
+test("the destination type's check of the credentials Secret shows in CredentialsResolved", async () => {
+  await createResource(kc, ns, mapping());
+  await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'meta-creds' }, stringData: { token: 'wrong key name' } } });
+  await createResource(kc, ns, integration('meta', { destination: { type: 'meta-capi', metaCapi: { pixelId: '1234567890' } }, credentialsSecretRef: { name: 'meta-creds' } }));
+  await start();
+  const broken = await waitFor(async () => {
+    const r = await getResource(kc, 'integrations', ns, 'meta');
+    return condition(r, 'CredentialsResolved')?.status === 'False' ? r : undefined;
+  }, { what: 'CredentialsResolved False' });
+  expect(condition(broken, 'CredentialsResolved')).toMatchObject({ reason: 'DestinationInvalid', message: expect.stringContaining('must hold access_token for Meta Conversions API') });
+  expect(await deployment('meta')).toBeUndefined();
+  await kubeRequest(kc, 'PATCH', `/api/v1/namespaces/${ns}/secrets/meta-creds`, { stringData: { access_token: 'EAAB' } }, 'application/strategic-merge-patch+json');
+  await waitFor(async () => condition(await getResource(kc, 'integrations', ns, 'meta'), 'CredentialsResolved')?.status === 'True', { what: 'CredentialsResolved True once the key is there' });
+});

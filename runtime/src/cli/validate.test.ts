@@ -48,6 +48,27 @@ describe('switchyard validate', () => {
     expect(r.err).toContain('1 problem(s)');
   });
 
+  it("checks each Integration with its destination type: the Secret's keys when it is there, the vendor's batch limit always", async () => {
+    const dir = await tempDir();
+    const meta = (batchSize: number, secret = true) =>
+      [
+        'apiVersion: switchyard.io/v1alpha1\nkind: Source\nmetadata: {name: web}\nspec: {writeKey: {value: wk_meta_test}}',
+        'apiVersion: switchyard.io/v1alpha1\nkind: Mapping\nmetadata: {name: meta}\nspec: {default: {fields: [{to: event_name, from: $name}]}}',
+        `apiVersion: switchyard.io/v1alpha1\nkind: Integration\nmetadata: {name: meta}\nspec:\n  sourceRefs: [{name: web}]\n  mappingRef: {name: meta}\n  destination: {type: meta-capi, metaCapi: {pixelId: "1234567890"}}\n  credentialsSecretRef: {name: meta-creds}\n  delivery: {batchSize: ${batchSize}}`,
+        ...(secret ? ['apiVersion: v1\nkind: Secret\nmetadata: {name: meta-creds}\nstringData: {token: x}'] : []),
+      ].join('\n---\n');
+    const file = path.join(dir, 'meta.yaml');
+    await writeFile(file, meta(100));
+    let r = await run('validate', '-f', file);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('/spec/credentialsSecretRef/name: Integration default/meta: the credentials Secret (spec.credentialsSecretRef) must hold access_token for Meta Conversions API');
+    await writeFile(file, meta(1500, false));
+    r = await run('validate', '-f', file);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('delivery.batchSize 1500 is more than Meta Conversions API takes per request (1000)');
+    expect(r.err).not.toContain('access_token');
+  });
+
   it('checks each Integration against its Mapping: output its payload schema refuses, an invalid where', async () => {
     const dir = await tempDir();
     await cp(examples, dir, { recursive: true });
