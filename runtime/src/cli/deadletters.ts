@@ -14,7 +14,9 @@ import {
   type StoredDeadLetter,
 } from '../forward/dead-letters.js';
 import { parseDuration } from '../duration.js';
-import { connectNats } from '../nats/connection.js';
+import { connectOrStartNats } from '../local/nats.js';
+import { consumerName } from '../nats/subjects.js';
+import { DEFAULT_DEV_STORE } from './dev.js';
 import type { StreamSettings } from '../settings.js';
 import { loadProcessSettings } from './common.js';
 
@@ -60,6 +62,7 @@ interface CommonOptions {
   integration: IntegrationRef;
   settings?: string;
   natsUrl?: string;
+  natsStore: string;
 }
 
 /** Adds the options shared by the `deadletters` commands: which Integration, and how to reach NATS (as `dev` does). */
@@ -67,17 +70,24 @@ function withCommonOptions(cmd: Command): Command {
   return cmd
     .requiredOption('--integration <ns/name|name>', 'the Integration whose dead letters to read (namespace default when only a name is given)', parseIntegrationRef)
     .option('--settings <file>', 'settings file {nats, streams} (YAML or JSON); stream names and subject prefix must match the cluster\'s (default: the built-in defaults)')
-    .option('--nats-url <url>', 'NATS server URL(s), comma-separated (default: NATS_URL or nats://127.0.0.1:4222)');
+    .option('--nats-url <url>', 'NATS server URL(s), comma-separated (default: NATS_URL or nats://127.0.0.1:4222)')
+    .option(
+      '--nats-store <dir>',
+      "when no usable NATS answers at the URL: the store of `switchyard dev`'s nats-server, whose running server is used (or, when no dev runs, one is started on it for this command)",
+      DEFAULT_DEV_STORE,
+    );
 }
 
 /** Connects with the command's settings, runs `work` with a JetStream manager, then closes the connection. */
-async function withJetStream<T>(opts: CommonOptions, work: (jsm: JetStreamManager, streams: StreamSettings) => Promise<T>): Promise<T> {
+async function withJetStream<T>(opts: CommonOptions, notice: (line: string) => void, work: (jsm: JetStreamManager, streams: StreamSettings) => Promise<T>): Promise<T> {
   const settings = await loadProcessSettings(opts.settings, opts.natsUrl);
-  const nc = await connectNats(settings.nats);
+  // Like `dev`: the cluster's NATS when it answers, else the one of the local dev store.
+  const { nc, local } = await connectOrStartNats(settings.nats, (line) => notice(`nats: ${line}`), { storeDir: opts.natsStore, attach: true });
   try {
     return await work(await jetstreamManager(nc), settings.streams);
   } finally {
     await nc.close();
+    await local?.stop();
   }
 }
 
@@ -160,7 +170,14 @@ export function registerDeadLetters(program: Command, out: (s: string) => void, 
     .option('--json', 'print the dead letters as a JSON array (with events and headers) instead of a table (default: a table)')
     .action(async (opts: CommonOptions & { reason?: DeadLetterReason; since?: Date; limit: number; json?: boolean }) => {
       const filter: DeadLetterFilter = { ...(opts.reason ? { reason: opts.reason } : {}), ...(opts.since ? { since: opts.since } : {}), limit: opts.limit + 1 };
-      const found = await withJetStream(opts, (jsm, streams) => listDeadLetters(jsm, streams, opts.integration, filter));
+      const { found, known } = await withJetStream(opts, err, async (jsm, streams) => ({
+        found: await listDeadLetters(jsm, streams, opts.integration, filter),
+        // Whether the Integration has a consumer: a mistyped name would otherwise just list nothing.
+        known: await jsm.consumers.info(streams.events.name, consumerName(opts.integration.namespace, opts.integration.name)).then(
+          () => true,
+          () => false,
+        ),
+      }));
       const shown = found.slice(0, opts.limit);
       if (opts.json) {
         out(JSON.stringify(shown, null, 2));
@@ -169,6 +186,7 @@ export function registerDeadLetters(program: Command, out: (s: string) => void, 
       const label = `${opts.integration.namespace}/${opts.integration.name}`;
       if (shown.length === 0) {
         out(`no dead letters of ${label}${opts.reason || opts.since ? ' matching the filters' : ''}`);
+        if (!known) err(`note: no Integration ${label} delivers from this NATS (no consumer ${consumerName(opts.integration.namespace, opts.integration.name)}); check the namespace/name`);
         return;
       }
       out(formatDeadLetterTable(shown));
@@ -179,7 +197,7 @@ export function registerDeadLetters(program: Command, out: (s: string) => void, 
     .description('print one dead letter as JSON: seq, subject, storedAt, headers and the letter with its event')
     .argument('<seq>', 'its sequence in the dead-letter stream (the SEQ column of list)', positiveInt('sequence'))
     .action(async (seq: number, opts: CommonOptions) => {
-      const found = await withJetStream(opts, (jsm, streams) => getDeadLetter(jsm, streams, opts.integration, seq));
+      const found = await withJetStream(opts, err, (jsm, streams) => getDeadLetter(jsm, streams, opts.integration, seq));
       if (!found) {
         err(`no dead letter of ${opts.integration.namespace}/${opts.integration.name} at sequence ${seq}`);
         process.exitCode = 1;
@@ -202,7 +220,7 @@ export function registerDeadLetters(program: Command, out: (s: string) => void, 
       const given = seqs ?? [];
       if ((given.length > 0) === !!opts.all) cmd.error(opts.all ? 'error: give sequences or --all, not both' : 'error: give the sequences to replay, or --all', { exitCode: 2 });
       if (!opts.all && (opts.reason || opts.since || opts.limit !== undefined)) cmd.error('error: --reason, --since and --limit only go with --all', { exitCode: 2 });
-      const results = await withJetStream(opts, (jsm, streams) =>
+      const results = await withJetStream(opts, err, (jsm, streams) =>
         replayDeadLetters(jsm, streams, opts.integration, {
           ...(opts.all ? { filter: { ...(opts.reason ? { reason: opts.reason } : {}), ...(opts.since ? { since: opts.since } : {}), ...(opts.limit !== undefined ? { limit: opts.limit } : {}) } } : { seqs: given }),
           keep: !!opts.keep,

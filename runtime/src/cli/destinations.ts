@@ -1,21 +1,27 @@
 import type { Command } from 'commander';
 import { Document, parseDocument } from 'yaml';
-import { DEFINITIONS, starterMapping } from '../destinations/index.js';
+import { DEFINITIONS, starterMapping, type DestinationDefinition } from '../destinations/index.js';
 import { ErrorCodes, SwitchyardError } from '../errors.js';
+
+/** The settings a type needs given (required, without a default), comma-separated; GA4's either-or is in its description. */
+function requiredSettings(d: DestinationDefinition): string {
+  const schema = d.settingsSchema as { required?: string[]; properties?: Record<string, { default?: unknown }> };
+  return (schema.required ?? []).filter((k) => schema.properties?.[k]?.default === undefined).join(',');
+}
 
 /** The `switchyard destinations list` table: one line per type. */
 export function formatDestinations(): string {
   const rows = Object.values(DEFINITIONS).map((d) => [
     d.type,
     d.title,
-    `destination.${d.settingsField}`,
+    `destination.${d.settingsField}${requiredSettings(d) ? ` {${requiredSettings(d)}}` : ''}`,
     `${d.batch.default}/${d.batch.max}`,
     Object.entries(d.credentials)
       .map(([k, c]) => (c.required ? k : `${k}?`))
       .join(',') || '-',
     d.docsUrl,
   ]);
-  const head = ['TYPE', 'TITLE', 'SETTINGS', 'BATCH (default/max)', 'SECRET KEYS (? optional)', 'API'];
+  const head = ['TYPE', 'TITLE', 'SETTINGS {required}', 'BATCH (default/max)', 'SECRET KEYS (? optional)', 'API'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   return [head, ...rows].map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
 }

@@ -7,6 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { freePort } from '../local/nats-server.js';
 import { useTempDirs } from '../test-support/temp.js';
+import { testIntegration, testMapping } from '../test-support/forwarder-fixtures.js';
+import { singleProcess } from './dev.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '../../..');
@@ -178,4 +180,15 @@ describe('switchyard dev', () => {
     expect(run.stderr()).toContain('error SY_NATS_UNAVAILABLE: no usable NATS.');
     expect(run.stderr()).toContain('scripts/test-binaries.sh nats-server');
   }, 30_000);
+});
+
+describe('singleProcess', () => {
+  it('runs an Integration of several replicas as one, so dev takes its whole rate limit', () => {
+    const integration = testIntegration('rl', { url: 'http://127.0.0.1:9', sources: ['web'], delivery: { rateLimit: { eventsPerSecond: 2 } } });
+    integration.spec.forwarder.replicas = 3;
+    const config = { integration, mapping: testMapping(), credentials: {} };
+    expect(singleProcess(config).integration.spec.forwarder.replicas).toBe(1);
+    expect(singleProcess(config).integration.spec.delivery.rateLimit).toEqual({ eventsPerSecond: 2 });
+    expect(integration.spec.forwarder.replicas).toBe(3);
+  });
 });

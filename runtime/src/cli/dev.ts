@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { pino } from 'pino';
 import { capProblems, formatResourceProblems, formatSkipped, formatUnread, loadResources } from '../api/index.js';
-import { consumerBacklog, ensureIntegrationConsumer, startForwarder, type DeliveryRecord, type Forwarder } from '../forward/index.js';
+import { consumerBacklog, ensureIntegrationConsumer, startForwarder, type DeliveryRecord, type Forwarder, type ForwarderConfig } from '../forward/index.js';
 import { startIngestion } from '../ingestion/index.js';
 import { connectOrStartNats } from '../local/nats.js';
 import { formatReceived, startReceiver } from '../local/receiver.js';
@@ -46,6 +46,15 @@ export async function assertPortsFree(host: string, ports: number[]): Promise<vo
       probe.listen(port, host, () => probe.close(() => resolve()));
     });
   }
+}
+
+/**
+ * The forwarder config `dev` runs: one process delivers the Integration, so it counts as one
+ * replica and takes the whole `delivery.rateLimit`, not 1/`forwarder.replicas` of it.
+ */
+export function singleProcess(config: ForwarderConfig): ForwarderConfig {
+  const { integration } = config;
+  return { ...config, integration: { ...integration, spec: { ...integration.spec, forwarder: { ...integration.spec.forwarder, replicas: 1 } } } };
 }
 
 /** Store folder of the nats-server `dev` starts: kept between runs, so nothing accepted is lost. */
@@ -121,7 +130,7 @@ export function registerDev(program: Command, out: (s: string) => void, err: (s:
             continue;
           }
           const { info } = await ensureIntegrationConsumer(jsm, settings.streams, config.integration);
-          const forwarder = await startForwarder({ nc, streams: settings.streams, config, logger, registry, onDelivery: (d) => out(formatDelivery(d)) });
+          const forwarder = await startForwarder({ nc, streams: settings.streams, config: singleProcess(config), logger, registry, onDelivery: (d) => out(formatDelivery(d)) });
           forwarders.push({ name: `${namespace}/${name}`, consumer: info.name, forwarder });
         }
         stops.push(() => Promise.all(forwarders.map((f) => f.forwarder.stop())));

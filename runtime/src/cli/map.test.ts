@@ -184,4 +184,23 @@ describe('reading events', () => {
   it('names an unreadable file', async () => {
     await expect(readEvents(path.join(shop, 'missing.json'))).rejects.toThrow(/^cannot read .*missing\.json/);
   });
+
+  it("warns when the Integration's destination would refuse an event for its age at --now", async () => {
+    const dir = await tempDir();
+    const starter = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../destinations/meta-capi/mapping.yaml');
+    await cp(starter, path.join(dir, 'mapping.yaml'));
+    await writeFile(
+      path.join(dir, 'integration.yaml'),
+      'apiVersion: switchyard.io/v1alpha1\nkind: Integration\nmetadata: {name: meta}\nspec:\n  sourceRefs: [{name: web}]\n  mappingRef: {name: meta-capi-starter}\n  destination: {type: meta-capi, metaCapi: {pixelId: "1234567890"}}\n',
+    );
+    const event = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../test-support/fixtures/events/08-order-completed.json');
+    const fresh = await run('map', '-f', dir, '--integration', 'meta', '--event', event, '--now', '2026-11-20T16:00:00Z');
+    expect(fresh).toMatchObject({ code: 0, err: '' });
+    const late = await run('map', '-f', dir, '--integration', 'meta', '--event', event, '--now', '2026-11-29T16:00:00Z');
+    expect(late.code).toBe(0);
+    expect(JSON.parse(late.out[0]!)).toMatchObject({ name: 'Purchase' });
+    expect(late.err).toMatch(/^warning: sent at 2026-11-29T16:00:00.000Z, this event would be dead-lettered as stale_event: .*7 days/);
+    expect((await run('map', '-f', dir, '--integration', 'meta', '--event', event, '--now', 'yesterday')).err).toContain('--now "yesterday" is not an ISO-8601 time');
+  });
 });
+

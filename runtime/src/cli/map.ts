@@ -4,7 +4,7 @@ import { Option, type Command } from 'commander';
 import { parse } from 'yaml';
 import { TEST_FILE, capProblems, expandPaths, formatResourceProblems, formatSkipped, formatUnread, loadResources, objectKey, DEFAULT_NAMESPACE } from '../api/index.js';
 import type { Integration, LoadedResource, Mapping, ResourceProblem } from '../api/index.js';
-import { DESTINATIONS } from '../destinations/index.js';
+import { DESTINATIONS, checkDestination, destinationDefinition } from '../destinations/index.js';
 import { ErrorCodes, SwitchyardError, type Problem } from '../errors.js';
 import { describeViolations } from '../forward/forwarder.js';
 import { compileIntegrationRoute, compileMappingResource, type ConsentMissing, type SkipReason } from '../forward/route.js';
@@ -46,6 +46,11 @@ export interface MappingRunner {
   readonly checksOutput: boolean;
   /** Runs one event through the Integration's filters (when there is one), the Mapping and the output check, as the forwarder does. */
   run(event: SegmentEvent, consentMissing: ConsentMissing, options?: { explain?: boolean }): { outcome: EventOutcome; explain?: Explanation };
+  /**
+   * Why the Integration's destination would refuse this payload for its age when sent at `now`
+   * (dead letter `stale_event`), or undefined. Only with an Integration whose type has an age rule.
+   */
+  staleAt(payload: Record<string, unknown>, now: number): string | undefined;
 }
 
 
@@ -153,10 +158,22 @@ export function compileRunner(target: MappingTarget): { runner: MappingRunner; p
     return { problems: compileProblems(e, target) };
   }
   const integration = target.integration ? objectKey(target.integration.resource).replace(/^Integration\//, '') : undefined;
+  const definition = target.integration ? destinationDefinition(target.integration.resource.spec.destination.type) : undefined;
+  let refuse: ((payload: Record<string, unknown>, now: number) => string | undefined) | undefined;
+  if (target.integration && definition?.refuse) {
+    try {
+      const settings = checkDestination(definition, target.integration.resource, undefined);
+      const context = { settings, credentials: {}, integration: integration!, batchSize: 1, cache: new Map(), fetch: () => Promise.reject(new Error('offline')) };
+      refuse = (payload, now) => definition.refuse!(payload, { ...context, now });
+    } catch {
+      refuse = undefined; // settings problems are reported by validate; the age check just does not apply
+    }
+  }
   return {
     runner: {
       label,
       integration,
+      staleAt: (payload, now) => refuse?.(payload, now),
       checksOutput: validateOutput !== undefined,
       run(event, consentMissing, options) {
         const reason = skip?.(event, consentMissing);
@@ -328,11 +345,12 @@ interface MapOptions {
   explain: boolean;
   recursive: boolean;
   consentMissing: ConsentMissing;
+  now?: string;
 }
 
 /**
  * `switchyard map -f <files or folders…> --event <file|-> [--mapping NAME] [--integration NAME]
- * [--explain] [--consent-missing allow|deny]`: runs events through a Mapping (and an Integration's
+ * [--explain] [--consent-missing allow|deny] [--now ISO]`: runs events through a Mapping (and an Integration's
  * filters, consent and output schema) offline, printing for each event the JSON the forwarder
  * would send, or why it would not (see {@link outcomeJson}); `--explain` adds a rule-by-rule
  * account. Exit code 0 when every event was mapped, skipped or dropped; 1 when one failed or was
@@ -348,6 +366,7 @@ export function registerMap(program: Command, out: (s: string) => void, err: (s:
     .option('--integration <name>', 'Integration whose events filter, consent and output schema apply (name or namespace/name)')
     .option('--explain', 'after each output, tell rule by rule where each field came from', false)
     .option('-R, --recursive', 'also read the subfolders of the folders given', false)
+    .option('--now <time>', "with --integration: the send time (ISO-8601) the destination's age rules (Meta's 7 days, GA4's 72 hours…) are judged at; default: now")
     .addOption(new Option('--consent-missing <policy>', "the Source's consent.missing: events without a consent preference are allowed or denied").choices(['allow', 'deny']).default('allow'))
     .action(async (opts: MapOptions) => {
       // The events file and test files may sit in a folder given with -f; they are not resources.
@@ -377,12 +396,16 @@ export function registerMap(program: Command, out: (s: string) => void, err: (s:
         return;
       }
       const runner = compiled.runner;
+      const now = opts.now === undefined ? Date.now() : Date.parse(opts.now);
+      if (Number.isNaN(now)) throw new SwitchyardError(ErrorCodes.BAD_FILE, `--now ${JSON.stringify(opts.now)} is not an ISO-8601 time`);
       const events = await readEvents(opts.event);
       let bad = 0;
       for (const event of events) {
         const { outcome, explain } = runner.run(event, opts.consentMissing, { explain: opts.explain });
         if (outcome.kind === 'failed' || outcome.kind === 'invalid') bad++;
         out(JSON.stringify(outcomeJson(outcome), null, 2));
+        const stale = outcome.kind === 'output' ? runner.staleAt(outcome.payload, now) : undefined;
+        if (stale) err(`warning: sent at ${new Date(now).toISOString()}, this event would be dead-lettered as stale_event: ${stale}`);
         if (opts.explain) out(formatExplanation(outcome, explain, runner).join('\n'));
       }
       if (bad > 0) {

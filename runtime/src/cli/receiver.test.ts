@@ -40,4 +40,20 @@ describe('switchyard receiver', () => {
       if (child.exitCode === null) child.kill('SIGKILL');
     }
   }, 30_000);
+
+  it('answers with --status, so dead letters and retries can be tried locally', async () => {
+    const port = await freePort();
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'bin.ts'), 'receiver', '--port', String(port), '--status', '400'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      for (const deadline = Date.now() + 20_000; !out.includes('receiver on') && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 50));
+      const res = await request(`http://127.0.0.1:${port}/webhook`, { method: 'POST', body: '{}' });
+      expect(res.statusCode).toBe(400);
+      expect(await res.body.json()).toEqual({ error: 'answered 400 on purpose (switchyard receiver --status)' });
+    } finally {
+      child.kill('SIGKILL');
+    }
+  }, 30_000);
 });
+

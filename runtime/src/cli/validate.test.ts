@@ -61,7 +61,7 @@ describe('switchyard validate', () => {
     await writeFile(file, meta(100));
     let r = await run('validate', '-f', file);
     expect(r.code).toBe(1);
-    expect(r.err).toContain('/spec/credentialsSecretRef/name: Integration default/meta: the credentials Secret (spec.credentialsSecretRef) must hold access_token for Meta Conversions API');
+    expect(r.err).toContain('/spec/credentialsSecretRef/name: Integration default/meta: the credentials Secret meta-creds (spec.credentialsSecretRef) must hold access_token for Meta Conversions API (credentials)');
     await writeFile(file, meta(1500, false));
     r = await run('validate', '-f', file);
     expect(r.code).toBe(1);

@@ -115,7 +115,7 @@ describe('HttpDestination', () => {
   });
 
   it('refuses missing credentials and batch sizes above the vendor limit', () => {
-    expect(() => create({})).toThrow(expect.objectContaining({ code: ErrorCodes.INVALID_RESOURCE, message: expect.stringContaining('must hold token') }));
+    expect(() => create({})).toThrow(expect.objectContaining({ code: ErrorCodes.INVALID_RESOURCE, message: expect.stringContaining('Test vendor needs a credentials Secret (spec.credentialsSecretRef) holding token') }));
     expect(() => create(undefined, 4)).toThrow(expect.objectContaining({ code: ErrorCodes.INVALID_RESOURCE, message: expect.stringContaining('more than Test vendor takes per request (3)') }));
   });
 });

@@ -263,7 +263,13 @@ export function checkDestination<S>(definition: DestinationDefinition<S>, integr
   if (credentials) {
     const missing = Object.entries(definition.credentials).filter(([k, c]) => c.required && !credentials[k]?.trim()).map(([k]) => k);
     if (missing.length > 0) {
-      throw new SwitchyardError(ErrorCodes.INVALID_RESOURCE, `${where}: the credentials Secret (spec.credentialsSecretRef) must hold ${missing.join(', ')} for ${definition.title}`);
+      const secret = integration.spec.credentialsSecretRef?.name;
+      throw new SwitchyardError(
+        ErrorCodes.INVALID_RESOURCE,
+        secret
+          ? `${where}: the credentials Secret ${secret} (spec.credentialsSecretRef) must hold ${missing.join(', ')} for ${definition.title}`
+          : `${where}: ${definition.title} needs a credentials Secret (spec.credentialsSecretRef) holding ${missing.join(', ')}`,
+      );
     }
     definition.validate?.(settings, credentials, label);
   }

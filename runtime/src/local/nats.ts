@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import lockfile from 'proper-lockfile';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -64,22 +64,47 @@ export async function findNatsServerBinary(options: { minVersion?: string; build
   }
 }
 
+/** File in a dev store holding the URL of the nats-server running on it, while one runs. */
+export const RUNNING_URL_FILE = 'running-url';
+
+/** Connects to the nats-server a running `dev` started on `storeDir` (its {@link RUNNING_URL_FILE}), or undefined. */
+async function attachToRunning(settings: NatsSettings, storeDir: string): Promise<{ nc: NatsConnection; settings: NatsSettings } | undefined> {
+  let url: string;
+  try {
+    url = (await readFile(path.join(storeDir, RUNNING_URL_FILE), 'utf8')).trim();
+  } catch {
+    return undefined;
+  }
+  try {
+    const attached = natsSettings({ ...settings, servers: [url] });
+    return { nc: await connectNats(attached, { timeout: 2000 }), settings: attached };
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Connects to the configured NATS; when none answers or it is too old, starts a supported
  * nats-server with JetStream on a free port, storing in `storeDir` (kept, so events not yet
  * delivered wait for the next run; locked while in use) or, without one or when another run holds
- * it, in a temporary folder removed on stop. `notice` gets one human-readable line per decision.
+ * it, in a temporary folder removed on stop. With `attach`, a nats-server another run (a `dev`)
+ * started on `storeDir` is used first. `notice` gets one human-readable line per decision.
  * @throws SwitchyardError NATS_UNAVAILABLE with {@link HOW_TO_GET_NATS} when neither works.
  */
 export async function connectOrStartNats(
   settings: NatsSettings,
   notice: (line: string) => void,
-  options: { storeDir?: string } = {},
+  options: { storeDir?: string; attach?: boolean } = {},
 ): Promise<{ nc: NatsConnection; settings: NatsSettings; local?: RunningNatsServer }> {
   try {
     return { nc: await connectNats(settings, { timeout: 3000 }), settings };
   } catch (e) {
     if (!(e instanceof SwitchyardError)) throw e;
+    const attached = options.attach && options.storeDir ? await attachToRunning(settings, options.storeDir) : undefined;
+    if (attached) {
+      notice(`${e.message}; using the nats-server of the running dev (${attached.settings.servers[0]})`);
+      return attached;
+    }
     notice(`${e.message}; starting a local nats-server`);
   }
   const binary = await findNatsServerBinary({ minVersion: settings.minServerVersion, build: true, notice });
@@ -92,7 +117,10 @@ export async function connectOrStartNats(
       const release = await lockfile.lock(options.storeDir, { stale: 10_000, update: 2_000 });
       try {
         const server = await startNatsServer({ binary, storeDir: options.storeDir });
-        local = { ...server, stop: async () => (await server.stop(), await release()) };
+        // Other commands (`deadletters`) find this run's server through the store.
+        const urlFile = path.join(options.storeDir, RUNNING_URL_FILE);
+        await writeFile(urlFile, `${server.url}\n`);
+        local = { ...server, stop: async () => (await rm(urlFile, { force: true }), await server.stop(), await release()) };
       } catch (e) {
         await release();
         throw e;

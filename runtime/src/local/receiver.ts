@@ -26,7 +26,7 @@ export function formatReceived(r: ReceivedRequest): string {
  * A loopback webhook receiver for local runs: answers 200 to every request and hands each one to
  * `onRequest` (the dev and receiver commands print them with {@link formatReceived}). Listens on `host:port` (port 0 = a free one).
  */
-export async function startReceiver(options: { port: number; host?: string; onRequest: (r: ReceivedRequest) => void }): Promise<{ url: string; port: number; server: Server; close(): Promise<void> }> {
+export async function startReceiver(options: { port: number; host?: string; status?: number; onRequest: (r: ReceivedRequest) => void }): Promise<{ url: string; port: number; server: Server; close(): Promise<void> }> {
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -41,7 +41,8 @@ export async function startReceiver(options: { port: number; host?: string; onRe
         // not JSON: keep the text
       }
       options.onRequest({ method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, body, receivedAt: Date.now() });
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+      const status = options.status ?? 200;
+      res.writeHead(status, { 'content-type': 'application/json' }).end(status < 300 ? '{"ok":true}' : `{"error":"answered ${status} on purpose (switchyard receiver --status)"}`);
     });
   });
   const host = options.host ?? '127.0.0.1';

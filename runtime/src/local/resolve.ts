@@ -125,7 +125,10 @@ export function resolveLocal(loaded: LoadedResource[], options: { requireSecrets
       } catch (e) {
         const details = (e as SwitchyardError).details as { path: string; rule: string; message: string }[] | undefined;
         if (details?.length) for (const d of details) problem(l, `/spec/destination/${definition.settingsField}${d.path}`, d.rule, d.message);
-        else problem(l, spec.credentialsSecretRef && /credentials Secret/.test((e as Error).message) ? '/spec/credentialsSecretRef/name' : '/spec/destination', 'destination', (e as Error).message);
+        else {
+          const credentials = /credentials Secret/.test((e as Error).message);
+          problem(l, credentials ? (spec.credentialsSecretRef ? '/spec/credentialsSecretRef/name' : '/spec/credentialsSecretRef') : '/spec/destination', credentials ? 'credentials' : 'destination', (e as Error).message);
+        }
         ok = false;
       }
     }

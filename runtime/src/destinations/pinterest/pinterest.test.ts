@@ -367,7 +367,7 @@ describe('pinterest end to end (HttpDestination → fake)', () => {
   it('needs the access_token key and an ad account id', () => {
     const create = (s: unknown, c: Record<string, string>) => () =>
       DESTINATIONS.pinterest.create({ integration: destinationIntegration('pinterest', 'pinterest', s), credentials: c, timeoutMs: 1000, clock: { now: () => GOLDEN_NOW } });
-    expect(create({ adAccountId: ACCOUNT }, {})).toThrow(/must hold access_token/);
+    expect(create({ adAccountId: ACCOUNT }, {})).toThrow(/holding access_token/);
     expect(create({}, credentials)).toThrow(/adAccountId/);
     expect(create({ adAccountId: 'act_1' }, credentials)).toThrow(/adAccountId/);
     expect(create({ adAccountId: ACCOUNT, endpoint: 'ftp://x' }, credentials)).toThrow(/endpoint/);
