@@ -1,6 +1,7 @@
 import { Agent, request } from 'undici';
 import type { Integration } from '../api/index.js';
 import { compileValidator, createAjv, formatProblems } from '../api/validate.js';
+import { trustOutputSchema } from '../mapping/output-schema.js';
 import type { Clock } from '../clock.js';
 import { ErrorCodes, SwitchyardError } from '../errors.js';
 import {
@@ -309,7 +310,8 @@ export function httpDestinationType<S>(definition: DestinationDefinition<S>): De
           settings = undefined;
         }
       }
-      return definition.outputSchema(settings);
+      const schema = definition.outputSchema(settings);
+      return schema && !definition.outputSchemaFromUser ? trustOutputSchema(schema) : schema;
     },
   };
 }

@@ -193,6 +193,12 @@ export interface DestinationDefinition<S = any> {
   readonly batch: { readonly default: number; readonly max: number };
   /** JSON Schema of one mapped payload (settings undefined: the Mapping-level check). */
   outputSchema(settings: S | undefined): object | undefined;
+  /**
+   * True when `outputSchema` returns a user's schema (the webhook's `payloadSchema`): its patterns
+   * then run on RE2, safe from catastrophic backtracking. Default false: the schema is the
+   * type's own, and runs on the native RegExp engine.
+   */
+  readonly outputSchemaFromUser?: boolean;
   /** The starter Mapping shipped with the type (file URL of its mapping.yaml). */
   readonly starterMapping?: URL;
   /**

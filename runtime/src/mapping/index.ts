@@ -15,5 +15,5 @@ export {
   type SegmentEvent,
 } from './compile.js';
 export { compileConditions, compileCondition, type CompiledConditions, type ConditionFn } from './conditions.js';
-export { compileOutputValidator, type OutputValidator, type OutputViolation } from './output-schema.js';
+export { compileOutputValidator, trustOutputSchema, type OutputValidator, type OutputViolation } from './output-schema.js';
 export { parsePath, readPath, writePath, FORBIDDEN_KEYS, MAX_WRITE_INDEX, type PathSegment } from './path.js';

@@ -1,5 +1,5 @@
 import { ErrorCodes, SwitchyardError, type Problem } from '../errors.js';
-import { checkOutputShape, compileOutputValidator, type JsonType, type OutputField, type ShapeSegment } from './output-schema.js';
+import { checkOutputShape, compileOutputValidator, trustOutputSchema, type JsonType, type OutputField, type ShapeSegment } from './output-schema.js';
 
 /** GA4 Measurement Protocol-like payload (https://developers.google.com/analytics/devguides/collection/protocol/ga4/reference). */
 const GA4 = {
@@ -539,6 +539,18 @@ describe('compileOutputValidator', () => {
   it('refuses patterns RE2 cannot run (lookaround, backreferences)', () => {
     expect(() => compileOutputValidator({ type: 'string', pattern: '^(?!admin)' })).toThrow(expect.objectContaining({ code: ErrorCodes.INVALID_RESOURCE }));
     expect(() => compileOutputValidator({ patternProperties: { '(a)\\1': { type: 'string' } } })).toThrow(SwitchyardError);
+  });
+
+  it("runs the patterns of our own (trusted) schemas on native RegExp, users' on RE2", () => {
+    const user = { type: 'object', properties: { name: { type: 'string', pattern: '^(?!ga_)[a-z_]+$' } } };
+    expect(() => compileOutputValidator(user)).toThrow(expect.objectContaining({ code: ErrorCodes.INVALID_RESOURCE }));
+    const ours = trustOutputSchema(structuredClone(user));
+    expect(compileOutputValidator(ours)({ name: 'purchase' })).toBeUndefined();
+    expect(compileOutputValidator(ours)({ name: 'ga_purchase' })?.map((v) => v.rule)).toEqual(['pattern']);
+    // The static check reads keys the same way: patternProperties with lookahead, in a trusted schema.
+    const keyed = trustOutputSchema({ type: 'object', properties: { params: { type: 'object', patternProperties: { '^(?!ga_)': { type: 'string' } }, additionalProperties: false } } });
+    expect(check(keyed, fields([['params.ok', ['string'], { value: 'x' }]]))).toEqual([]);
+    expect(check(keyed, fields([['params.ga_no', ['string'], { value: 'x' }]]))).toEqual([expect.objectContaining({ rule: 'additionalProperties' })]);
   });
 
   it('keeps schemas with the same $id apart, fragments included', () => {

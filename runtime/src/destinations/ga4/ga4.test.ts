@@ -328,6 +328,11 @@ describe('buildRequests', () => {
     expect(requests.length).toBeGreaterThan(1);
     for (const r of requests) expect(Buffer.byteLength(r.body)).toBeLessThan(GA4_MAX_BODY_BYTES);
     expect(requests.flatMap((r) => r.items)).toEqual([0, 1, 2, 3, 4, 5]);
+    // Packed tight: the next request's first event would have pushed each body to the limit.
+    for (let i = 0; i + 1 < requests.length; i++) {
+      const next = JSON.stringify(JSON.parse(requests[i + 1]!.body).events[0]);
+      expect(Buffer.byteLength(requests[i]!.body) + 1 + Buffer.byteLength(next)).toBeGreaterThanOrEqual(GA4_MAX_BODY_BYTES);
+    }
     function items(n: number) {
       return Array.from({ length: n }, (_, i) => ({ item_id: `p${i}-${'x'.repeat(40)}`, item_name: 'y'.repeat(40) }));
     }

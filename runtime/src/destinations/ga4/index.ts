@@ -290,20 +290,23 @@ export function buildGa4Requests(payloads: readonly Payload[], ctx: RequestConte
   });
   const extra = ctx.settings.debug ? { validation_behavior: 'ENFORCE_RECOMMENDATIONS' } : {};
   const requests: VendorRequest[] = [];
-  const body = (common: Payload, events: Ga4Event[]) => JSON.stringify({ ...common, ...extra, events });
   for (const { common, events, items } of groups.values()) {
+    // The body is `{...common, events: [e, …]}`: each event is encoded once and the sizes added up.
+    const empty = JSON.stringify({ ...common, ...extra, events: [] });
+    const head = empty.slice(0, -2); // up to and with `"events":[`
+    const headBytes = Buffer.byteLength(empty);
+    const texts = events.map((e) => JSON.stringify(e));
+    const sizes = texts.map((t) => Buffer.byteLength(t));
     let start = 0;
     while (start < events.length) {
       // Grow the request event by event while it stays within both limits (one event at least).
       let end = start + 1;
-      let text = body(common, events.slice(start, end));
-      while (end < events.length && end - start < GA4_MAX_EVENTS) {
-        const next = body(common, events.slice(start, end + 1));
-        if (Buffer.byteLength(next) >= GA4_MAX_BODY_BYTES) break;
-        text = next;
+      let bytes = headBytes + sizes[start]!;
+      while (end < events.length && end - start < GA4_MAX_EVENTS && bytes + 1 + sizes[end]! < GA4_MAX_BODY_BYTES) {
+        bytes += 1 + sizes[end]!;
         end++;
       }
-      requests.push({ method: 'POST', url, headers: { ...headers }, body: text, items: items.slice(start, end) });
+      requests.push({ method: 'POST', url, headers: { ...headers }, body: `${head}${texts.slice(start, end).join(',')}]}`, items: items.slice(start, end) });
       start = end;
     }
   }

@@ -79,6 +79,7 @@ export const webhookDestination: DestinationDefinition<WebhookSettings> = {
   credentials: {},
   batch: { default: 1, max: 1000 },
   outputSchema: (settings) => (settings?.payloadSchema && typeof settings.payloadSchema === 'object' ? settings.payloadSchema : undefined),
+  outputSchemaFromUser: true,
   validate(settings, credentials, integration) {
     webhookHeaders(settings, credentials, `Integration ${integration}`);
     const key = settings.signature?.secretKey;
