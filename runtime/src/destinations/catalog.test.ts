@@ -7,7 +7,6 @@ import { compileMappingResource } from '../forward/route.js';
 import { compileStarter, starterResource } from '../test-support/destinations.js';
 import { DEFINITIONS, DESTINATION_TYPES, SETTINGS_FIELDS, starterMapping } from './index.js';
 
-const vendorTypes = DESTINATION_TYPES.filter((t) => t !== 'webhook');
 
 describe('destination catalog', () => {
   it('has one definition per type, each in its own folder and settings field', () => {
@@ -24,9 +23,10 @@ describe('destination catalog', () => {
     }
   });
 
-  it.each(vendorTypes)('%s ships a starter Mapping for itself that compiles against its output schema', (type) => {
+  it.each([...DESTINATION_TYPES])('%s ships a starter Mapping for itself that compiles against its output schema', (type) => {
     const d = DEFINITIONS[type];
-    expect(d.outputSchema(undefined)).toEqual(expect.any(Object));
+    // The webhook takes any JSON unless an Integration sets payloadSchema; vendors have a fixed schema.
+    if (type !== 'webhook') expect(d.outputSchema(undefined)).toEqual(expect.any(Object));
     expect(existsSync(d.starterMapping!)).toBe(true);
     const resource = starterResource(d);
     expect(resource.kind).toBe('Mapping');
@@ -35,7 +35,7 @@ describe('destination catalog', () => {
     expect(starterMapping(type)).toContain(`destinationType: ${type}`);
   });
 
-  it.each(vendorTypes)('%s starter Mapping passes its own switchyard test cases', async (type) => {
+  it.each([...DESTINATION_TYPES])('%s starter Mapping passes its own switchyard test cases', async (type) => {
     const folder = fileURLToPath(new URL('.', DEFINITIONS[type].starterMapping!));
     const lines: string[] = [];
     const summary = await runTests([folder], { update: false }, (s) => lines.push(s), (s) => lines.push(s));

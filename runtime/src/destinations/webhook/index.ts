@@ -80,6 +80,7 @@ export const webhookDestination: DestinationDefinition<WebhookSettings> = {
   batch: { default: 1, max: 1000 },
   outputSchema: (settings) => (settings?.payloadSchema && typeof settings.payloadSchema === 'object' ? settings.payloadSchema : undefined),
   outputSchemaFromUser: true,
+  starterMapping: new URL('./mapping.yaml', import.meta.url),
   validate(settings, credentials, integration) {
     webhookHeaders(settings, credentials, `Integration ${integration}`);
     const key = settings.signature?.secretKey;
