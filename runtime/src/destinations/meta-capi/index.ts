@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { ErrorCodes, SwitchyardError } from '../../errors.js';
-import { ERROR_BODY_LIMIT, chunk, classifyByStatus, parseRetryAfter } from '../http.js';
+import { ERROR_BODY_LIMIT, chunk, classifyByStatus, parseRetryAfter, query } from '../http.js';
 import type { DestinationDefinition, RequestResult, VendorRequest, VendorResponse } from '../types.js';
 import { MetaCapiSettings } from './settings.js';
 
@@ -9,8 +9,7 @@ export { MetaCapiSettings, META_DEFAULT_API_VERSION, META_DEFAULT_ENDPOINT } fro
 /**
  * Vendor rules this adapter follows, each from Meta's documentation:
  * - Send: https://developers.facebook.com/docs/marketing-api/conversions-api/using-the-api#send
- *   (POST /{API_VERSION}/{PIXEL_ID}/events, `data` of up to 1,000 events, access_token as a request
- *   parameter: Meta's own example sends it as a body field, `-F access_token=…`).
+ *   (POST /{API_VERSION}/{PIXEL_ID}/events?access_token={TOKEN}, `data` of up to 1,000 events).
  * - Event fields: https://developers.facebook.com/docs/marketing-api/conversions-api/parameters/server-event
  * - Customer information (hashing): https://developers.facebook.com/docs/marketing-api/conversions-api/parameters/customer-information-parameters
  * - fbp / fbc: https://developers.facebook.com/docs/marketing-api/conversions-api/parameters/fbp-and-fbc
@@ -339,11 +338,10 @@ const TOKEN_PATTERN = /^[\x21-\x7e]{1,4096}$/;
 
 /**
  * Meta Conversions API (`meta-capi`): each mapped payload is one server event. Requests carry up
- * to 1,000 events: `POST {endpoint}/{apiVersion}/{pixelId}/events`, JSON body
- * `{"data": [...], "test_event_code"?, "access_token", "appsecret_proof"?}`. The token travels in
- * the body, a documented place for it (Meta's example posts it as a form field), so it never
- * appears in a URL that could be logged. Classified by {@link classifyMetaResponse}; stale events
- * are refused by {@link metaStaleReason}.
+ * to 1,000 events: `POST {endpoint}/{apiVersion}/{pixelId}/events?access_token=…[&appsecret_proof=…]`
+ * (the request path of Meta's "Send Requests", using-the-api), JSON body `{"data": [...],
+ * "test_event_code"?}`. Request URLs are never logged. Classified by {@link classifyMetaResponse};
+ * stale events are refused by {@link metaStaleReason}.
  */
 export const metaCapiDestination: DestinationDefinition<MetaCapiSettings> = {
   type: 'meta-capi',
@@ -373,16 +371,14 @@ export const metaCapiDestination: DestinationDefinition<MetaCapiSettings> = {
     const token = ctx.credentials.access_token;
     if (!token) throw new SwitchyardError(ErrorCodes.INVALID_RESOURCE, `Integration ${ctx.integration}: the credentials Secret has no access_token`);
     const secret = ctx.credentials.app_secret;
-    const url = metaEventsUrl(ctx.settings);
     const proof = secret ? appSecretProof(token, secret) : undefined;
+    const url = `${metaEventsUrl(ctx.settings)}?${query({ access_token: token, appsecret_proof: proof })}`;
     let offset = 0;
     return chunk(payloads, META_MAX_EVENTS).map((data) => {
       const items = data.map((_, i) => offset + i);
       offset += data.length;
       const body: Record<string, unknown> = { data };
       if (ctx.settings.testEventCode) body.test_event_code = ctx.settings.testEventCode;
-      body.access_token = token;
-      if (proof) body.appsecret_proof = proof;
       return { method: 'POST', url, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), items };
     });
   },

@@ -123,12 +123,13 @@ describe('golden requests', () => {
     }
   });
 
-  it('sends all fixtures in one request: POST /v26.0/{pixel}/events, the token in the body', async () => {
+  it('sends all fixtures in one request: POST /v26.0/{pixel}/events?access_token=…, as Meta documents the request', async () => {
     const ctx = requestContext(def, { pixelId: PIXEL }, { credentials: { access_token: TOKEN }, now: GOLDEN_NOW });
     const requests = await def.buildRequests(payloads, ctx);
     expect(requests).toHaveLength(1);
     expect(requests[0]!.items).toEqual(payloads.map((_, i) => i));
-    expect(requests[0]!.url).not.toContain(TOKEN);
+    expect(requests[0]!.url).toBe(`https://graph.facebook.com/v26.0/${PIXEL}/events?access_token=${TOKEN}`);
+    expect(JSON.parse(requests[0]!.body)).not.toHaveProperty('access_token');
     expectGolden(new URL('./golden/fixtures.json', import.meta.url), wire(requests[0]!));
   });
 
@@ -136,7 +137,7 @@ describe('golden requests', () => {
     const ctx = requestContext(def, { pixelId: PIXEL, testEventCode: 'TEST12345', apiVersion: 'v25.0' }, { credentials: { access_token: TOKEN, app_secret: 'fake-app-secret' }, now: GOLDEN_NOW });
     const purchase = mapped.find((m) => m.name === '08-order-completed')!.payload;
     const requests = await def.buildRequests([purchase], ctx);
-    expect(JSON.parse(requests[0]!.body).appsecret_proof).toBe(createHmac('sha256', 'fake-app-secret').update(TOKEN).digest('hex'));
+    expect(new URL(requests[0]!.url).searchParams.get('appsecret_proof')).toBe(createHmac('sha256', 'fake-app-secret').update(TOKEN).digest('hex'));
     expectGolden(new URL('./golden/purchase-test-event.json', import.meta.url), wire(requests[0]!));
   });
 
@@ -150,7 +151,7 @@ describe('golden requests', () => {
       [1000, 1999],
       [2000, 2000],
     ]);
-    expect(requests[0]!.url).toBe(`https://proxy.example.com/graph/v26.0/${PIXEL}/events`);
+    expect(requests[0]!.url).toBe(`https://proxy.example.com/graph/v26.0/${PIXEL}/events?access_token=${TOKEN}`);
   });
 
   describe('against the fake', () => {
@@ -170,7 +171,7 @@ describe('golden requests', () => {
       }
       expect(fake.accepted.map((a) => a.event)).toEqual(payloads);
       expect(fake.duplicates).toBe(payloads.length); // the second request repeats the same events
-      expect(fake.receiver.requests.map((r) => new URL(r.url, 'http://x').search)).toEqual(['', '']);
+      expect(fake.receiver.requests.map((r) => new URL(r.url, 'http://x').search)).toEqual([`?access_token=${TOKEN}`, `?access_token=${TOKEN}`]);
     });
   });
 });
@@ -425,7 +426,7 @@ describe('end to end against the fake', () => {
     expect(result.items).toBeUndefined();
     expect(fake.accepted.map((a) => a.event)).toEqual(payloads);
     expect(fake.receiver.requests).toHaveLength(1);
-    expect(fake.receiver.requests[0]).toMatchObject({ method: 'POST', url: `/v26.0/${PIXEL}/events`, headers: { 'content-type': 'application/json', 'user-agent': USER_AGENT } });
+    expect(fake.receiver.requests[0]).toMatchObject({ method: 'POST', url: `/v26.0/${PIXEL}/events?access_token=${TOKEN}`, headers: { 'content-type': 'application/json', 'user-agent': USER_AGENT } });
   });
 
   it('sends batches of at most 1,000 events', async () => {
