@@ -1,4 +1,4 @@
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { ErrorCodes } from '../errors.js';
 import type { Integration, MappingSpec } from '../api/index.js';
@@ -49,6 +49,7 @@ async function setup(
     receiver?: TestReceiver;
     consent?: string[];
     payloadSchema?: object;
+    logger?: Logger;
   } = {},
 ): Promise<Setup> {
   const source = `src-${uid()}`;
@@ -74,7 +75,7 @@ async function setup(
     nc: fx.nc,
     streams: fx.streams,
     config: { integration, mapping: testMapping(options.mapping), credentials: options.credentials ?? {} },
-    logger: silentLogger,
+    logger: options.logger ?? silentLogger,
     registry,
     lagIntervalMs: 100,
     onDelivery: (d) => records.push(d),
@@ -186,9 +187,11 @@ describe('delivery', () => {
 
   it('holds throttled events for the Retry-After and sends them again without spending a retry', async () => {
     let throttles = 2;
+    const lines: Record<string, unknown>[] = [];
     const s = await setup({
       delivery: { retrySchedule: ['200ms'] },
       respond: () => (throttles-- > 0 ? { status: 429, headers: { 'retry-after': '1' } } : undefined),
+      logger: pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) }),
     });
     await s.publish([trackEvent('th')]);
     await eventually(() => s.forwarder.stats.delivered === 1, 10_000);
@@ -199,6 +202,10 @@ describe('delivery', () => {
     // One schedule entry only, yet two throttled rounds did not exhaust it: still the first delivery.
     expect(s.records).toEqual([expect.objectContaining({ outcome: 'delivered', status: 200, attempt: 1 })]);
     expect(await metric(s.registry, 'switchyard_throttled_total', { integration: s.label })).toBe(2);
+    expect(lines.filter((l) => l.msg === 'throttled by the destination; holding events until the pause ends')).toEqual([
+      expect.objectContaining({ events: 1, messageIds: ['th'], status: 429, retryAfterMs: 1000 }),
+      expect.objectContaining({ events: 1, messageIds: ['th'], status: 429, retryAfterMs: 1000 }),
+    ]);
     expect(await metric(s.registry, 'switchyard_retries_total', { integration: s.label })).toBe(0);
   });
 

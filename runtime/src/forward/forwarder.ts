@@ -141,6 +141,9 @@ export function retryDelayMs(scheduleMs: readonly number[], attempt: number, ret
   return Math.max(MIN_RETRY_DELAY_MS, base, asked);
 }
 
+/** The messageIds of held events for a log line: the first 20. */
+const heldIds = (items: readonly Item[]): (string | undefined)[] => items.slice(0, 20).map((i) => i.messageId);
+
 interface Item {
   msg: JsMsg;
   event: SegmentEvent;
@@ -471,9 +474,9 @@ class ForwarderImpl implements Forwarder {
         );
         if (again.length > 0 && sent.throttled) {
           this.metrics.throttled.labels(this.integration).inc(again.length);
-          this.log.warn({ events: again.length, status: sent.status, retryAfterMs: sent.retryAfterMs, error: sent.error }, 'throttled by the destination; holding events until the pause ends');
+          this.log.warn({ events: again.length, messageIds: heldIds(again), status: sent.status, retryAfterMs: sent.retryAfterMs, error: sent.error }, 'throttled by the destination; holding events until the pause ends');
         } else if (again.length > 0) {
-          this.log.warn({ events: again.length, status: sent.status, error: sent.error }, 'destination failing and circuit open; holding events for the next probe');
+          this.log.warn({ events: again.length, messageIds: heldIds(again), status: sent.status, error: sent.error }, 'destination failing and circuit open; holding events for the next probe');
         }
         pending = again;
         if (pending.length === 0) return;
