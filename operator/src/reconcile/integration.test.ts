@@ -290,6 +290,9 @@ test('the API server refuses invalid specs with the schema or CEL rule', async (
   const base = integration().spec;
   expect(await refuse({ ...base, destination: { type: 'webhook' } })).toContain('destination.webhook is required when type is webhook');
   expect(await refuse({ ...base, delivery: { batchSize: 0 } })).toMatch(/batchSize.*should be greater than or equal to 1/);
+  expect(await refuse({ ...base, destination: { type: 'ga4', ga4: {} } })).toContain('destination.ga4 needs exactly one of measurementId (web stream) and firebaseAppId (app stream)');
+  expect(await refuse({ ...base, destination: { type: 'ga4', ga4: { measurementId: 'G-ABC123', firebaseAppId: '1:1:android:a' } } })).toContain('needs exactly one of measurementId');
+  expect(await refuse({ ...base, destination: { type: 'meta-capi', metaCapi: {} } })).toMatch(/pixelId: Required value/);
   expect(await refuse({ ...base, delivery: { timeout: '0s' } })).toMatch(/spec.delivery.timeout.*should match/);
   expect(await refuse({ ...base, forwarder: { resources: { limits: { gpu: '1' } } } })).toContain('resource names are cpu, memory and ephemeral-storage');
   // The Mapping compiler's own rules, repeated in the CRD.

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { freePort } from '../local/nats-server.js';
+import { startTestReceiver } from '../test-support/http-receiver.js';
 import { useTempDirs } from '../test-support/temp.js';
 import { testIntegration, testMapping } from '../test-support/forwarder-fixtures.js';
 import { singleProcess } from './dev.js';
@@ -136,13 +137,32 @@ describe('switchyard dev', () => {
     await first.wait(new RegExp(`^integration default/example-webhook: 1 event\\(s\\) not yet delivered stay stored in ${store}`));
     expect(await first.exit()).toBe(0);
 
-    // Second run, destination up: the stored event arrives.
+    // Second run, destination up: it says events wait from earlier runs, and the stored event arrives.
     const second = dev([...args, '--receiver', String(receiverPort)]);
+    await second.wait(/^integration default\/example-webhook: 1 event\(s\) stored by earlier runs wait for delivery$/);
     const received = await second.wait(/^receiver ← POST \/webhook /);
     expect(received).toContain('"messageId":"kept-1"');
     second.child.kill('SIGTERM');
     expect(await second.exit()).toBe(0);
   }, 90_000);
+
+  it('says on stop how many events it dead-lettered, and where to look', async () => {
+    const refusing = await startTestReceiver({ respond: () => ({ status: 400, body: '{"error":"no"}' }) });
+    try {
+      const [port, deadNatsPort] = [await freePort(), await freePort()];
+      const examples = await examplesFor(refusing.port);
+      const run = dev(['-f', examples, '--port', String(port), '--nats-url', `nats://127.0.0.1:${deadNatsPort}`, '--nats-store', await tempDir()]);
+      await run.wait(/^switchyard dev: ingestion on/);
+      expect((await track(port, 'refused-1')).statusCode).toBe(200);
+      await run.wait(/^delivery  default\/example-webhook dead_lettered .*messageId=refused-1/);
+      run.child.kill('SIGTERM');
+      await run.wait(/^integration default\/example-webhook: nothing left to deliver$/);
+      await run.wait(/^integration default\/example-webhook: 1 event\(s\) dead-lettered in this run; see switchyard deadletters list --integration default\/example-webhook$/);
+      expect(await run.exit()).toBe(0);
+    } finally {
+      await refusing.close();
+    }
+  }, 60_000);
 
   it('fails with one line when a port is taken, before starting anything', async () => {
     const taken = createServer().listen(0, '127.0.0.1');

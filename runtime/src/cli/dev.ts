@@ -130,6 +130,9 @@ export function registerDev(program: Command, out: (s: string) => void, err: (s:
             continue;
           }
           const { info } = await ensureIntegrationConsumer(jsm, settings.streams, config.integration);
+          // The dev store outlives runs: say when earlier runs left events for this Integration.
+          const earlier = consumerBacklog(info);
+          if (earlier > 0) out(`integration ${namespace}/${name}: ${earlier} event(s) stored by earlier runs wait for delivery`);
           const forwarder = await startForwarder({ nc, streams: settings.streams, config: singleProcess(config), logger, registry, onDelivery: (d) => out(formatDelivery(d)) });
           forwarders.push({ name: `${namespace}/${name}`, consumer: info.name, forwarder });
         }
@@ -165,7 +168,9 @@ export function registerDev(program: Command, out: (s: string) => void, err: (s:
           const info = await jsm.consumers.info(settings.streams.events.name, f.consumer).catch(() => undefined);
           const waiting = info ? consumerBacklog(info) : 0;
           if (waiting > 0) out(`integration ${f.name}: ${waiting} event(s) not yet delivered stay stored${local?.storeDir ? ` in ${local.storeDir}` : ''}; they are delivered on the next run`);
-          else out(`integration ${f.name}: every accepted event delivered`);
+          else out(`integration ${f.name}: nothing left to deliver`);
+          const lost = f.forwarder.stats.deadLettered;
+          if (lost > 0) out(`integration ${f.name}: ${lost} event(s) dead-lettered in this run; see switchyard deadletters list --integration ${f.name}`);
         }
         await stopAll();
       });

@@ -44,6 +44,7 @@ export const Ga4Settings = Type.Object(
     description:
       'Google Analytics 4 Measurement Protocol. Each mapped payload is one MP body carrying one event; payloads of the same user (same top-level fields) are sent together, up to 25 events and under 130 kB per request, each event keeping its own timestamp_micros. GA4 answers 2xx even for events it drops, so payloads are checked against its limits before sending; events older than 72 hours are dead-lettered (stale_event) without being sent. 429 and 5xx are retried; other 4xx are permanent.',
     additionalProperties: false,
+    'x-kubernetes-validations': [{ rule: 'has(self.measurementId) != has(self.firebaseAppId)', message: 'destination.ga4 needs exactly one of measurementId (web stream) and firebaseAppId (app stream)' }],
   },
 );
 export type Ga4Settings = Static<typeof Ga4Settings>;
