@@ -121,6 +121,18 @@ export function parseYaml(text: string, file: string): { docs: { doc: unknown; o
 }
 
 /** Mapping test files (`switchyard test`): `*.test.yaml`, `*.test.yml`, `*.test.json`. Not resources. */
+/**
+ * A file's text (UTF-8).
+ * @throws SwitchyardError BAD_FILE naming the file when it cannot be read.
+ */
+export async function readTextFile(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (cause) {
+    throw new SwitchyardError(ErrorCodes.BAD_FILE, `cannot read ${file}: ${(cause as Error).message}`, { cause });
+  }
+}
+
 export const TEST_FILE = /\.test\.(ya?ml|json)$/;
 
 const DATA_FILE = /\.(ya?ml|json)$/;
@@ -202,12 +214,7 @@ export async function loadResources(
   const seen = new Map<string, string>();
   const files = await expandPaths(paths, options);
   for (const file of files) {
-    let text: string;
-    try {
-      text = await readFile(file, 'utf8');
-    } catch (cause) {
-      throw new SwitchyardError(ErrorCodes.BAD_FILE, `cannot read ${file}: ${(cause as Error).message}`, { cause });
-    }
+    const text = await readTextFile(file);
     const parsed = parseYaml(text, file);
     problems.push(...parsed.problems);
     for (const { doc, origin } of parsed.docs) {

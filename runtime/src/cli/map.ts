@@ -1,8 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Option, type Command } from 'commander';
 import { parse } from 'yaml';
-import { TEST_FILE, capProblems, expandPaths, formatResourceProblems, formatSkipped, formatUnread, loadResources, objectKey, DEFAULT_NAMESPACE } from '../api/index.js';
+import { TEST_FILE, capProblems, readTextFile, expandPaths, formatResourceProblems, formatSkipped, formatUnread, loadResources, objectKey, DEFAULT_NAMESPACE } from '../api/index.js';
 import type { Integration, LoadedResource, Mapping, ResourceProblem } from '../api/index.js';
 import { DESTINATIONS, checkDestination, destinationDefinition } from '../destinations/index.js';
 import { ErrorCodes, SwitchyardError, type Problem } from '../errors.js';
@@ -328,12 +327,7 @@ export async function readEvents(file: string, stdin: AsyncIterable<string | Buf
     for await (const chunk of stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
     return parseEvents(Buffer.concat(chunks).toString('utf8'), 'standard input');
   }
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (cause) {
-    throw new SwitchyardError(ErrorCodes.BAD_FILE, `cannot read ${file}: ${(cause as Error).message}`, { cause });
-  }
+  const text = await readTextFile(file);
   return parseEvents(text, file);
 }
 

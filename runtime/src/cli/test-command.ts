@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import diff, { type Difference } from 'microdiff';
 import { parseDocument } from 'yaml';
 import { Type, type Static } from '@sinclair/typebox';
-import { GROUP, TEST_FILE, expandPaths, StringEnum, formatResourceProblems, loadResources, objectKey } from '../api/index.js';
+import { GROUP, TEST_FILE, expandPaths, readTextFile, StringEnum, formatResourceProblems, loadResources, objectKey } from '../api/index.js';
 import type { LoadedResource, ResourceProblem } from '../api/index.js';
 import { compileValidator, createAjv } from '../api/validate.js';
 import { ErrorCodes, SwitchyardError, type Problem } from '../errors.js';
@@ -178,12 +178,7 @@ const MAY_BE_OURS = new RegExp(`${GROUP.replaceAll('.', '\\.')}|\\bkind["']?\\s*
 export async function loadTestResources(files: readonly string[]): Promise<{ resources: LoadedResource[]; problems: ResourceProblem[] }> {
   const candidates: string[] = [];
   for (const file of files) {
-    let text: string;
-    try {
-      text = await readFile(file, 'utf8');
-    } catch (cause) {
-      throw new SwitchyardError(ErrorCodes.BAD_FILE, `cannot read ${file}: ${(cause as Error).message}`, { cause });
-    }
+    const text = await readTextFile(file);
     if (MAY_BE_OURS.test(text)) candidates.push(file);
   }
   if (candidates.length === 0) return { resources: [], problems: [] };
@@ -324,12 +319,7 @@ export async function runTests(
   }
   const parsed: TestFile[] = [];
   for (const file of testFiles) {
-    let text: string;
-    try {
-      text = await readFile(file, 'utf8');
-    } catch (cause) {
-      throw new SwitchyardError(ErrorCodes.BAD_FILE, `cannot read ${file}: ${(cause as Error).message}`, { cause });
-    }
+    const text = await readTextFile(file);
     parsed.push(parseTestFile(text, file));
   }
   // Event files referenced by cases are not resources.

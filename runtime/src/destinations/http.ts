@@ -72,6 +72,20 @@ export function query(params: Record<string, string | number | undefined>): stri
   return q.toString();
 }
 
+/** Whether `v` is a JSON object (not null, not an array). */
+export const isJsonObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** A vendor body parsed as a JSON object; undefined when it is empty, not JSON or not an object. */
+export function parseJsonObject(text: string | undefined): Record<string, unknown> | undefined {
+  if (!text) return undefined;
+  try {
+    const v: unknown = JSON.parse(text);
+    return isJsonObject(v) ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Splits `items` into chunks of at most `size`. */
 export function chunk<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];

@@ -36,6 +36,7 @@
  */
 import { startTestReceiver, type ReceivedRequest, type Reply, type TestReceiver } from '../../test-support/http-receiver.js';
 import { AMPLITUDE_DEFAULT_MIN_ID_LENGTH, AMPLITUDE_INVALID_IDS, AMPLITUDE_MAX_BODY_BYTES, AMPLITUDE_MAX_EVENTS, AMPLITUDE_MAX_STRING, AMPLITUDE_PATH, AMPLITUDE_RESERVED_EVENT_TYPES } from './index.js';
+import { isJsonObject } from '../http.js';
 
 /** The API key the fake takes unless told another. */
 export const AMPLITUDE_FAKE_API_KEY = '0123456789abcdef0123456789abcdef';
@@ -100,11 +101,10 @@ export interface AmplitudeFake {
 
 const json = (status: number, body: unknown, headers: Record<string, string> = {}): Reply => ({ status, headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function depth(v: unknown): number {
   if (Array.isArray(v)) return 1 + Math.max(0, ...v.map(depth));
-  if (isObject(v)) return 1 + Math.max(0, ...Object.values(v).map(depth));
+  if (isJsonObject(v)) return 1 + Math.max(0, ...Object.values(v).map(depth));
   return 0;
 }
 
@@ -131,16 +131,16 @@ export async function startAmplitudeFake(options: AmplitudeFakeOptions = {}): Pr
     if (bytes > AMPLITUDE_MAX_BODY_BYTES) return json(413, { code: 413, error: 'Payload too large' });
     if (!/^application\/json\b/i.test(String(req.headers['content-type'] ?? ''))) return json(400, { code: 400, error: 'Invalid JSON request body' });
     if (!req.text) return json(400, { code: 400, error: 'Missing request body' });
-    if (!isObject(req.body)) return json(400, { code: 400, error: 'Invalid JSON request body' });
+    if (!isJsonObject(req.body)) return json(400, { code: 400, error: 'Invalid JSON request body' });
     const body = req.body;
     for (const field of ['api_key', 'events']) {
       if (body[field] === undefined || body[field] === null || body[field] === '') return json(400, { code: 400, error: 'Request missing required field', missing_field: field });
     }
     if (body.api_key !== apiKey) return json(400, { code: 400, error: `Invalid API key: ${String(body.api_key)}` });
-    if (!Array.isArray(body.events) || body.events.some((e) => !isObject(e))) return json(400, { code: 400, error: 'Invalid event JSON' });
+    if (!Array.isArray(body.events) || body.events.some((e) => !isJsonObject(e))) return json(400, { code: 400, error: 'Invalid event JSON' });
     const events = body.events as Record<string, unknown>[];
     if (events.length > AMPLITUDE_MAX_EVENTS) return json(413, { code: 413, error: 'Payload too large' });
-    const minId = isObject(body.options) && Number.isInteger(body.options.min_id_length) && (body.options.min_id_length as number) > 0 ? (body.options.min_id_length as number) : AMPLITUDE_DEFAULT_MIN_ID_LENGTH;
+    const minId = isJsonObject(body.options) && Number.isInteger(body.options.min_id_length) && (body.options.min_id_length as number) > 0 ? (body.options.min_id_length as number) : AMPLITUDE_DEFAULT_MIN_ID_LENGTH;
 
     // Field checks: each map names the first event per field.
     const invalid: Record<string, number[]> = {};
@@ -176,7 +176,7 @@ export async function startAmplitudeFake(options: AmplitudeFakeOptions = {}): Pr
       for (const f of INTEGER_FIELDS) if (e[f] !== undefined && (!Number.isInteger(e[f]) || (f === 'time' && (e[f] as number) < 0))) mark(invalid, f, i);
       for (const f of NUMBER_FIELDS) if (e[f] !== undefined && (typeof e[f] !== 'number' || !Number.isFinite(e[f]))) mark(invalid, f, i);
       for (const f of STRING_FIELDS) if (e[f] !== undefined && (typeof e[f] !== 'string' || (e[f] as string).length > AMPLITUDE_MAX_STRING)) mark(invalid, f, i);
-      for (const f of OBJECT_FIELDS) if (e[f] !== undefined && (!isObject(e[f]) || depth(e[f]) > MAX_DEPTH)) mark(invalid, f, i);
+      for (const f of OBJECT_FIELDS) if (e[f] !== undefined && (!isJsonObject(e[f]) || depth(e[f]) > MAX_DEPTH)) mark(invalid, f, i);
       for (const f of ['productId', 'revenueType']) if (e[f] !== undefined && e.price === undefined && e.revenue === undefined) mark(invalid, f, i);
       for (const reject of rejectors) {
         const field = reject(event);
@@ -282,7 +282,7 @@ export async function startAmplitudeFake(options: AmplitudeFakeOptions = {}): Pr
     answers,
     throttle(times = 1, retryAfterSeconds) {
       const reply = (req: ReceivedRequest): Reply => {
-        const events: Record<string, unknown>[] = isObject(req.body) && Array.isArray(req.body.events) ? req.body.events.filter(isObject) : [];
+        const events: Record<string, unknown>[] = isJsonObject(req.body) && Array.isArray(req.body.events) ? req.body.events.filter(isJsonObject) : [];
         const users: Record<string, number> = {};
         const devices: Record<string, number> = {};
         for (const e of events) {

@@ -1,5 +1,5 @@
 import { ErrorCodes, SwitchyardError } from '../../errors.js';
-import { classifyByStatus, ERROR_BODY_LIMIT, parseRetryAfter } from '../http.js';
+import { classifyByStatus, ERROR_BODY_LIMIT, parseRetryAfter, parseJsonObject } from '../http.js';
 import type { DeliveryOutcome, DestinationDefinition, ItemResult, RequestContext, RequestResult, VendorRequest, VendorResponse } from '../types.js';
 import { AmplitudeSettings } from './settings.js';
 
@@ -183,12 +183,7 @@ interface AmplitudeErrorBody {
 }
 
 function parseBody(text: string): AmplitudeErrorBody {
-  try {
-    const v: unknown = JSON.parse(text);
-    return v && typeof v === 'object' && !Array.isArray(v) ? (v as AmplitudeErrorBody) : {};
-  } catch {
-    return {};
-  }
+  return (parseJsonObject(text) ?? {}) as AmplitudeErrorBody;
 }
 
 /** The events of a request built by {@link buildAmplitudeRequests} (for silenced devices and daily quotas, which Amplitude reports by id). */

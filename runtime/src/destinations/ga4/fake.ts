@@ -33,6 +33,7 @@
  * invalid: dropped on /mp/collect, a validation message on /debug), `down`/`up`.
  */
 import { startTestReceiver, type ReceivedRequest, type Reply, type TestReceiver } from '../../test-support/http-receiver.js';
+import { isJsonObject } from '../http.js';
 import {
   GA4_BODY_FIELDS,
   GA4_ITEM_PARAMS,
@@ -130,7 +131,6 @@ export interface Ga4Fake {
 const NAME = /^[A-Za-z][A-Za-z0-9_]*$/;
 const HEX64 = /^[0-9a-f]{64}$/;
 const CURRENCY = /^[A-Z]{3}$/;
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const chars = (s: string): number => [...s].length;
 const reservedPrefix = (n: string): string | undefined => GA4_RESERVED_PREFIXES.find((p) => n.startsWith(p));
 
@@ -174,7 +174,7 @@ export function ga4Problems(
     whole('', 'VALUE_INVALID', 'The body is not JSON.');
     return { problems };
   }
-  if (!isObject(body)) {
+  if (!isJsonObject(body)) {
     whole('', 'VALUE_INVALID', 'The body must be a JSON object.');
     return { problems };
   }
@@ -188,14 +188,14 @@ export function ga4Problems(
   if (body.user_id !== undefined && (typeof body.user_id !== 'string' || body.user_id === '' || chars(body.user_id) > 256)) whole('user_id', 'VALUE_INVALID', 'user_id must be a non-empty string of at most 256 characters.');
   if (body.timestamp_micros !== undefined && !(Number.isSafeInteger(body.timestamp_micros) && (body.timestamp_micros as number) >= 0)) whole('timestamp_micros', 'VALUE_INVALID', 'timestamp_micros must be a positive integer of microseconds.');
   if (body.user_properties !== undefined) {
-    if (!isObject(body.user_properties)) whole('user_properties', 'VALUE_INVALID', 'user_properties must be an object.');
+    if (!isJsonObject(body.user_properties)) whole('user_properties', 'VALUE_INVALID', 'user_properties must be an object.');
     else {
       const entries = Object.entries(body.user_properties);
       if (entries.length > GA4_MAX_USER_PROPERTIES) whole('user_properties', 'EXCEEDED_MAX_ENTITIES', `${entries.length} user properties; at most ${GA4_MAX_USER_PROPERTIES}.`);
       for (const [k, prop] of entries) {
         const bad = nameProblem('user property', k, GA4_USER_PROPERTY_NAME_MAX, GA4_RESERVED_USER_PROPERTY_NAMES);
         if (bad) whole(`user_properties.${k}`, bad.code, `Invalid user property: it ${bad.why}`);
-        if (!isObject(prop) || !('value' in prop) || Object.keys(prop).some((x) => x !== 'value' && x !== 'timestamp_micros')) {
+        if (!isJsonObject(prop) || !('value' in prop) || Object.keys(prop).some((x) => x !== 'value' && x !== 'timestamp_micros')) {
           whole(`user_properties.${k}`, 'VALUE_INVALID', 'A user property must be {"value": …} (and optionally timestamp_micros).');
         } else if (typeof prop.value === 'string' ? chars(prop.value) > GA4_USER_PROPERTY_VALUE_MAX : typeof prop.value !== 'number') {
           whole(`user_properties.${k}.value`, 'VALUE_OUT_OF_BOUNDS', `User property values must be strings of at most ${GA4_USER_PROPERTY_VALUE_MAX} characters or numbers.`);
@@ -208,7 +208,7 @@ export function ga4Problems(
     const hashes = (path: string, v: unknown) => {
       if (!Array.isArray(v) || v.some((h) => typeof h !== 'string' || !HEX64.test(h))) whole(path, 'VALUE_INVALID', `${path} must be SHA-256 hashes, 64 lowercase hexadecimal characters.`);
     };
-    if (!isObject(ud)) whole('user_data', 'VALUE_INVALID', 'user_data must be an object.');
+    if (!isJsonObject(ud)) whole('user_data', 'VALUE_INVALID', 'user_data must be an object.');
     else {
       for (const key of Object.keys(ud)) if (!['sha256_email_address', 'sha256_phone_number', 'address'].includes(key)) whole(`user_data.${key}`, 'VALUE_INVALID', `Unknown field [user_data.${key}].`);
       if (ud.sha256_email_address !== undefined) hashes('user_data.sha256_email_address', ud.sha256_email_address);
@@ -218,7 +218,7 @@ export function ga4Problems(
         else
           ud.address.forEach((a: unknown, i) => {
             for (const f of ['sha256_first_name', 'sha256_last_name', 'sha256_street']) {
-              const v = isObject(a) ? a[f] : undefined;
+              const v = isJsonObject(a) ? a[f] : undefined;
               if (v !== undefined && (typeof v !== 'string' || !HEX64.test(v))) whole(`user_data.address[${i}].${f}`, 'VALUE_INVALID', `${f} must be a SHA-256 hash, 64 lowercase hexadecimal characters.`);
             }
           });
@@ -227,14 +227,14 @@ export function ga4Problems(
   }
   if (body.consent !== undefined) {
     const c = body.consent;
-    if (!isObject(c) || Object.entries(c).some(([k, v]) => !['ad_user_data', 'ad_personalization'].includes(k) || (v !== 'GRANTED' && v !== 'DENIED'))) whole('consent', 'VALUE_INVALID', 'consent holds ad_user_data and ad_personalization, each GRANTED or DENIED.');
+    if (!isJsonObject(c) || Object.entries(c).some(([k, v]) => !['ad_user_data', 'ad_personalization'].includes(k) || (v !== 'GRANTED' && v !== 'DENIED'))) whole('consent', 'VALUE_INVALID', 'consent holds ad_user_data and ad_personalization, each GRANTED or DENIED.');
   }
   if (body.validation_behavior !== undefined && body.validation_behavior !== 'RELAXED' && body.validation_behavior !== 'ENFORCE_RECOMMENDATIONS') whole('validation_behavior', 'VALUE_INVALID', 'validation_behavior is RELAXED or ENFORCE_RECOMMENDATIONS.');
   if (body.non_personalized_ads !== undefined && typeof body.non_personalized_ads !== 'boolean') whole('non_personalized_ads', 'VALUE_INVALID', 'non_personalized_ads must be a boolean.');
   if (body.ip_override !== undefined && typeof body.ip_override !== 'string') whole('ip_override', 'VALUE_INVALID', 'ip_override must be an IP address string.');
   for (const key of ['device', 'user_location'] as const) {
     const v = body[key];
-    if (v !== undefined && (!isObject(v) || Object.values(v).some((x) => typeof x !== 'string'))) whole(key, 'VALUE_INVALID', `${key} must be an object of strings.`);
+    if (v !== undefined && (!isJsonObject(v) || Object.values(v).some((x) => typeof x !== 'string'))) whole(key, 'VALUE_INVALID', `${key} must be an object of strings.`);
   }
   const events = body.events;
   if (!Array.isArray(events) || events.length === 0) {
@@ -244,7 +244,7 @@ export function ga4Problems(
   if (events.length > GA4_MAX_EVENTS) whole('events', 'EXCEEDED_MAX_ENTITIES', `${events.length} events; a request can have at most ${GA4_MAX_EVENTS}.`);
   events.forEach((event: unknown, i) => {
     const at = (validationCode: Ga4ValidationCode, why: string) => problems.push({ index: i, fieldPath: 'events', validationCode, description: `Event at index: [${i}] ${why}` });
-    if (!isObject(event)) return at('VALUE_INVALID', 'is not an object.');
+    if (!isJsonObject(event)) return at('VALUE_INVALID', 'is not an object.');
     for (const key of Object.keys(event)) if (!['name', 'params', 'timestamp_micros'].includes(key)) at('VALUE_INVALID', `has unknown field [${key}].`);
     const bad = nameProblem('event', event.name, GA4_NAME_MAX, GA4_RESERVED_EVENT_NAMES);
     if (bad) at(bad.code, bad.why);
@@ -255,7 +255,7 @@ export function ga4Problems(
       if (ts > nowMs * 1000) at('VALUE_OUT_OF_BOUNDS', `has timestamp_micros [${ts}] in the future.`);
     }
     const params = event.params ?? {};
-    if (!isObject(params)) return at('VALUE_INVALID', 'has params that are not an object.');
+    if (!isJsonObject(params)) return at('VALUE_INVALID', 'has params that are not an object.');
     const entries = Object.entries(params);
     if (entries.length > GA4_MAX_PARAMS) at('EXCEEDED_MAX_ENTITIES', `has ${entries.length} params; at most ${GA4_MAX_PARAMS}.`);
     for (const [k, v] of entries) {
@@ -268,7 +268,7 @@ export function ga4Problems(
         }
         if (v.length > GA4_MAX_ITEMS) at('EXCEEDED_MAX_ENTITIES', `has ${v.length} items; at most ${GA4_MAX_ITEMS}.`);
         v.forEach((item: unknown, j) => {
-          if (!isObject(item)) return at('VALUE_INVALID', `has item [${j}] that is not an object.`);
+          if (!isJsonObject(item)) return at('VALUE_INVALID', `has item [${j}] that is not an object.`);
           if (item.item_id === undefined && item.item_name === undefined) at('VALUE_REQUIRED', `has item [${j}] without item_id or item_name.`);
           const custom = Object.keys(item).filter((p) => !GA4_ITEM_PARAMS.includes(p));
           if (custom.length > GA4_MAX_CUSTOM_ITEM_PARAMS) at('EXCEEDED_MAX_ENTITIES', `has item [${j}] with ${custom.length} custom parameters; at most ${GA4_MAX_CUSTOM_ITEM_PARAMS}.`);
@@ -331,7 +331,7 @@ export async function startGa4Fake(options: Ga4FakeOptions = {}): Promise<Ga4Fak
     if (general.length > 0 || events.length === 0) {
       const problem = general[0] ?? problems[0]!;
       if (events.length === 0) dropped.push({ request: req.index, problem });
-      events.forEach((e, index) => dropped.push({ request: req.index, index, ...(isObject(e) && typeof e.name === 'string' ? { name: e.name } : {}), problem }));
+      events.forEach((e, index) => dropped.push({ request: req.index, index, ...(isJsonObject(e) && typeof e.name === 'string' ? { name: e.name } : {}), problem }));
     } else {
       const { events: _events, ...context } = body!;
       events.forEach((e, index) => {

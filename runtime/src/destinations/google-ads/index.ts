@@ -12,7 +12,7 @@
  * - OAuth 2.0 refresh: https://developers.google.com/identity/protocols/oauth2/web-server#offline
  */
 import { ErrorCodes, SwitchyardError } from '../../errors.js';
-import { ERROR_BODY_LIMIT, chunk, classifyByStatus, parseRetryAfter, query } from '../http.js';
+import { ERROR_BODY_LIMIT, chunk, classifyByStatus, parseRetryAfter, query, isJsonObject, parseJsonObject } from '../http.js';
 import type { DestinationDefinition, ItemResult, RequestContext, RequestResult, VendorRequest, VendorResponse } from '../types.js';
 import { CONVERSION_ACTION_KEY_PATTERN, GoogleAdsSettings } from './settings.js';
 
@@ -275,30 +275,21 @@ export interface GoogleStatus {
   details?: ({ '@type'?: string; errors?: GoogleAdsError[]; requestId?: string; retryDelay?: string; fieldViolations?: { field?: string; description?: string }[] } & Record<string, unknown>)[];
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
-}
 
 /** The GoogleAdsErrors of a Status (its GoogleAdsFailure details), and the request id. */
 function adsErrors(status: GoogleStatus): { errors: GoogleAdsError[]; requestId?: string } {
   const errors: GoogleAdsError[] = [];
   let requestId: string | undefined;
   for (const d of Array.isArray(status.details) ? status.details : []) {
-    if (!isObject(d) || typeof d['@type'] !== 'string' || !d['@type'].endsWith('.errors.GoogleAdsFailure')) continue;
-    if (Array.isArray(d.errors)) errors.push(...d.errors.filter(isObject));
+    if (!isJsonObject(d) || typeof d['@type'] !== 'string' || !d['@type'].endsWith('.errors.GoogleAdsFailure')) continue;
+    if (Array.isArray(d.errors)) errors.push(...d.errors.filter(isJsonObject));
     if (typeof d.requestId === 'string') requestId ??= d.requestId;
   }
   return requestId === undefined ? { errors } : { errors, requestId };
 }
 
 const codeOf = (e: GoogleAdsError): [string, string] | undefined => {
-  const entry = isObject(e.errorCode) ? Object.entries(e.errorCode)[0] : undefined;
+  const entry = isJsonObject(e.errorCode) ? Object.entries(e.errorCode)[0] : undefined;
   return entry && typeof entry[1] === 'string' ? [entry[0], entry[1]] : undefined;
 };
 
@@ -353,10 +344,10 @@ function rowResult(errors: readonly GoogleAdsError[], requestId: string | undefi
  * every row was taken.
  */
 export function classifyUploadResponse(body: string, count: number): RequestResult {
-  const json = parseJson(body);
-  if (!isObject(json)) return { outcome: 'retryable', error: `unreadable Google Ads answer: ${body.slice(0, 200)}` };
+  const json = parseJsonObject(body);
+  if (!isJsonObject(json)) return { outcome: 'retryable', error: `unreadable Google Ads answer: ${body.slice(0, 200)}` };
   const failure = json.partialFailureError;
-  if (!isObject(failure)) return { outcome: 'success' };
+  if (!isJsonObject(failure)) return { outcome: 'success' };
   const { errors, requestId } = adsErrors(failure as GoogleStatus);
   const byRow = new Map<number, GoogleAdsError[]>();
   const loose: GoogleAdsError[] = [];
@@ -371,7 +362,7 @@ export function classifyUploadResponse(body: string, count: number): RequestResu
     const fallback: GoogleAdsError[] = loose.length > 0 ? loose : [{ message: typeof failure.message === 'string' ? failure.message : 'partial failure' }];
     for (let i = 0; i < count; i++) {
       if (byRow.has(i)) continue;
-      if (!results || (isObject(results[i]) && Object.keys(results[i] as object).length === 0)) byRow.set(i, fallback);
+      if (!results || (isJsonObject(results[i]) && Object.keys(results[i] as object).length === 0)) byRow.set(i, fallback);
     }
   }
   const items = new Map<number, ItemResult>();
@@ -389,7 +380,7 @@ export function parseDuration(value: unknown): number | undefined {
 function retryDelayOf(status: GoogleStatus, errors: readonly GoogleAdsError[]): number | undefined {
   const delays = [
     ...errors.map((e) => parseDuration(e.details?.quotaErrorDetails?.retryDelay)),
-    ...(Array.isArray(status.details) ? status.details : []).filter((d) => isObject(d) && d['@type'] === 'type.googleapis.com/google.rpc.RetryInfo').map((d) => parseDuration(d.retryDelay)),
+    ...(Array.isArray(status.details) ? status.details : []).filter((d) => isJsonObject(d) && d['@type'] === 'type.googleapis.com/google.rpc.RetryInfo').map((d) => parseDuration(d.retryDelay)),
   ].filter((d): d is number => d !== undefined);
   return delays.length > 0 ? Math.max(...delays) : undefined;
 }
@@ -411,8 +402,8 @@ const TRANSIENT_STATUSES = new Set(['UNAVAILABLE', 'DEADLINE_EXCEEDED', 'INTERNA
  * - anything else by status ({@link classifyByStatus}).
  */
 function classifyFailure(response: VendorResponse, request: VendorRequest, ctx: RequestContext<GoogleAdsSettings>): RequestResult {
-  const json = parseJson(response.body);
-  const status: GoogleStatus | undefined = isObject(json) && isObject(json.error) ? (json.error as GoogleStatus) : undefined;
+  const json = parseJsonObject(response.body);
+  const status: GoogleStatus | undefined = isJsonObject(json) && isJsonObject(json.error) ? (json.error as GoogleStatus) : undefined;
   if (!status) return classifyByStatus(response, ctx.now);
   const { errors, requestId } = adsErrors(status);
   const detail = errors.length > 0 ? errors.slice(0, 3).map(describeAdsError).join('; ') : (status.message ?? '');
@@ -433,7 +424,7 @@ function classifyFailure(response: VendorResponse, request: VendorRequest, ctx: 
   if (response.status === 400 && request.items.length > 1) {
     const rows = [
       ...errors.map(rowOf),
-      ...(status.details ?? []).flatMap((d) => (isObject(d) && Array.isArray(d.fieldViolations) ? d.fieldViolations.map((v) => /^conversions\[([0-9]+)\]/.exec(v.field ?? '')?.[1]) : [])),
+      ...(status.details ?? []).flatMap((d) => (isJsonObject(d) && Array.isArray(d.fieldViolations) ? d.fieldViolations.map((v) => /^conversions\[([0-9]+)\]/.exec(v.field ?? '')?.[1]) : [])),
       /at 'conversions\[([0-9]+)\]/.exec(status.message ?? '')?.[1],
     ].filter((r) => r !== undefined);
     if (rows.length > 0) return { outcome: 'permanent', error, split: true };

@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { ErrorCodes, SwitchyardError } from '../../errors.js';
-import { ERROR_BODY_LIMIT, chunk, classifyByStatus, parseRetryAfter, query } from '../http.js';
+import { ERROR_BODY_LIMIT, chunk, classifyByStatus, isJsonObject, parseJsonObject, parseRetryAfter, query } from '../http.js';
 import type { DestinationDefinition, RequestResult, VendorRequest, VendorResponse } from '../types.js';
 import { MetaCapiSettings } from './settings.js';
 
@@ -234,8 +234,8 @@ const OBJECT_NOT_FOUND_SUBCODE = 33;
 
 /** The error object of a Graph API answer body, or undefined when the body is not one. */
 export function parseMetaError(body: string): MetaError | undefined {
-  const parsed = parseJson(body);
-  if (!isObject(parsed) || !isObject(parsed.error)) return undefined;
+  const parsed = parseJsonObject(body);
+  if (!isJsonObject(parsed) || !isJsonObject(parsed.error)) return undefined;
   return parsed.error as MetaError;
 }
 
@@ -256,13 +256,13 @@ export function metaRetryAfter(headers: VendorResponse['headers'], now: number):
   const retryAfter = parseRetryAfter(headers['retry-after'], now);
   if (retryAfter !== undefined) return retryAfter;
   const raw = headers['x-business-use-case-usage'];
-  const usage = parseJson(Array.isArray(raw) ? raw[0] : raw);
-  if (!isObject(usage)) return undefined;
+  const usage = parseJsonObject(Array.isArray(raw) ? raw[0] : raw);
+  if (!isJsonObject(usage)) return undefined;
   let minutes: number | undefined;
   for (const entries of Object.values(usage)) {
     if (!Array.isArray(entries)) continue;
     for (const e of entries) {
-      const m = isObject(e) ? e.estimated_time_to_regain_access : undefined;
+      const m = isJsonObject(e) ? e.estimated_time_to_regain_access : undefined;
       if (typeof m === 'number' && Number.isFinite(m) && m >= 0) minutes = Math.max(minutes ?? 0, m);
     }
   }
@@ -296,8 +296,8 @@ export function classifyMetaResponse(response: VendorResponse, request: Pick<Ven
     return { outcome: 'permanent', error: description, ...(split ? { split: true } : {}) };
   }
   if (response.status >= 200 && response.status < 300) {
-    const body = parseJson(response.body);
-    const received = isObject(body) ? body.events_received : undefined;
+    const body = parseJsonObject(response.body);
+    const received = isJsonObject(body) ? body.events_received : undefined;
     if (received === request.items.length) return { outcome: 'success' };
     const what = typeof received === 'number' ? `events_received ${received}` : 'no events_received';
     return { outcome: 'retryable', error: `HTTP ${response.status}: Meta answered ${what} for ${request.items.length} events sent: ${response.body.slice(0, 200)}`.slice(0, ERROR_BODY_LIMIT) };
@@ -385,15 +385,3 @@ export const metaCapiDestination: DestinationDefinition<MetaCapiSettings> = {
   classify: (response, request, ctx) => classifyMetaResponse(response, request, ctx.now),
 };
 
-function parseJson(text: string | undefined): unknown {
-  if (!text) return undefined;
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { startTestReceiver, type ReceivedRequest, type Reply, type TestReceiver } from '../../test-support/http-receiver.js';
+import { isJsonObject } from '../http.js';
 
 /**
  * A loopback fake of the Pinterest API for Conversions v5, `POST /v5/ad_accounts/{id}/events`
@@ -80,13 +81,12 @@ const SHA256_HEX = /^[0-9a-f]{64}$/;
 const DECIMAL = /^-?[0-9]+(\.[0-9]+)?$/;
 const MAX_AGE_SECONDS = 7 * 24 * 3600;
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const json = (status: number, body: unknown, headers: Record<string, string> = {}): Reply => ({ status, headers, body: JSON.stringify(body) });
 const error = (status: number, code: number, message: string): Reply => json(status, { code, message });
 
 /** Why Pinterest would refuse this event, or undefined when it is valid. */
 export function pinterestEventProblem(event: unknown, nowMs: number): string | undefined {
-  if (!isObject(event)) return 'event must be an object';
+  if (!isJsonObject(event)) return 'event must be an object';
   for (const k of Object.keys(event)) if (!EVENT_KEYS.has(k)) return `unknown field ${k}`;
   for (const k of ['event_name', 'action_source', 'event_time', 'event_id', 'user_data']) if (event[k] === undefined || event[k] === null) return `missing required field ${k}`;
   if (typeof event.event_name !== 'string' || !EVENT_NAMES.has(event.event_name)) return `event_name ${JSON.stringify(event.event_name)} is not a supported event`;
@@ -102,7 +102,7 @@ export function pinterestEventProblem(event: unknown, nowMs: number): string | u
   }
   for (const k of ['opt_out', 'wifi']) if (event[k] !== undefined && typeof event[k] !== 'boolean') return `${k} must be a boolean`;
   const user = event.user_data;
-  if (!isObject(user)) return 'user_data must be an object';
+  if (!isJsonObject(user)) return 'user_data must be an object';
   for (const [k, v] of Object.entries(user)) {
     if (HASHED_USER_KEYS.has(k)) {
       if (!Array.isArray(v) || v.length === 0) return `user_data.${k} must be a non-empty array of SHA-256 hashes`;
@@ -117,7 +117,7 @@ export function pinterestEventProblem(event: unknown, nowMs: number): string | u
   if (typeof user.client_ip_address === 'string' && isIP(user.client_ip_address) === 0) return 'user_data.client_ip_address is not an IPv4 or IPv6 address';
   if (event.custom_data !== undefined) {
     const c = event.custom_data;
-    if (!isObject(c)) return 'custom_data must be an object';
+    if (!isJsonObject(c)) return 'custom_data must be an object';
     for (const k of Object.keys(c)) if (!CUSTOM_KEYS.has(k)) return `unknown field custom_data.${k}`;
     if (c.currency !== undefined && (typeof c.currency !== 'string' || !/^[A-Z]{3}$/.test(c.currency))) return 'custom_data.currency must be an ISO-4217 code';
     if (c.value !== undefined && (typeof c.value !== 'string' || !DECIMAL.test(c.value))) return 'custom_data.value must be a decimal number as a string';
@@ -129,7 +129,7 @@ export function pinterestEventProblem(event: unknown, nowMs: number): string | u
     if (c.contents !== undefined) {
       if (!Array.isArray(c.contents)) return 'custom_data.contents must be an array';
       for (const [i, item] of c.contents.entries()) {
-        if (!isObject(item)) return `custom_data.contents[${i}] must be an object`;
+        if (!isJsonObject(item)) return `custom_data.contents[${i}] must be an object`;
         for (const k of Object.keys(item)) if (!CONTENT_KEYS.has(k)) return `unknown field custom_data.contents[${i}].${k}`;
         if (item.item_price !== undefined && (typeof item.item_price !== 'string' || !DECIMAL.test(item.item_price))) return `custom_data.contents[${i}].item_price must be a decimal number as a string`;
         if (item.quantity !== undefined && !Number.isInteger(item.quantity)) return `custom_data.contents[${i}].quantity must be an integer`;
@@ -180,14 +180,14 @@ export async function startPinterestFake(options: PinterestFakeOptions = {}): Pr
     }
     if (!String(req.headers['content-type'] ?? '').startsWith('application/json')) return error(400, 4196, 'The request body should be a JSON object.');
     const body: unknown = req.body;
-    if (!isObject(body)) return error(400, 4196, 'The request body should be a JSON object.');
+    if (!isJsonObject(body)) return error(400, 4196, 'The request body should be a JSON object.');
     for (const k of Object.keys(body)) if (k !== 'data') return error(400, 4196, `Unexpected field ${k}`);
     const data = body.data;
     if (!Array.isArray(data) || data.length === 0) return error(400, 4196, 'data must be a non-empty array');
     if (data.length > 1000) return error(400, 4196, 'data must hold at most 1000 events');
     const nowMs = now();
     const events = data.map((event) => {
-      const problem = pinterestEventProblem(event, nowMs) ?? (isObject(event) && typeof event.event_id === 'string' ? failing.get(event.event_id) : undefined);
+      const problem = pinterestEventProblem(event, nowMs) ?? (isJsonObject(event) && typeof event.event_id === 'string' ? failing.get(event.event_id) : undefined);
       return problem ? { status: 'failed', error_message: problem, warning_message: null } : { status: 'processed', error_message: null, warning_message: null };
     });
     events.forEach((e, i) => {

@@ -1,5 +1,5 @@
 import { ErrorCodes, SwitchyardError } from '../../errors.js';
-import { chunk, classifyByStatus, ERROR_BODY_LIMIT, query } from '../http.js';
+import { chunk, classifyByStatus, ERROR_BODY_LIMIT, query, parseJsonObject } from '../http.js';
 import type { DestinationDefinition, ItemResult, RequestContext, RequestResult, VendorRequest, VendorResponse } from '../types.js';
 import { PinterestSettings } from './settings.js';
 
@@ -170,16 +170,6 @@ interface PinterestEventStatus {
   warning_message?: unknown;
 }
 
-/** Parses a JSON body; undefined when it is not a JSON object. */
-function parseObject(body: string): Record<string, unknown> | undefined {
-  try {
-    const v: unknown = JSON.parse(body);
-    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * The per-event statuses of an answer, when they match the request one to one: `events` of a
  * ConversionApiResponse (200), or of the `details` of a DetailedError (422: "Not all events were
@@ -218,7 +208,7 @@ function errorText(status: number, body: Record<string, unknown> | undefined, ra
  */
 export function classifyPinterest(response: VendorResponse, request: VendorRequest, now: number): RequestResult {
   const base = classifyByStatus(response, now);
-  const body = parseObject(response.body);
+  const body = parseJsonObject(response.body);
   const count = request.items.length;
   const statuses = response.status === 200 || response.status === 422 ? eventStatuses(body, count) : undefined;
   if (statuses) {

@@ -1,5 +1,5 @@
 import { ErrorCodes, SwitchyardError } from '../../errors.js';
-import { chunk, classifyByStatus, ERROR_BODY_LIMIT, query } from '../http.js';
+import { chunk, classifyByStatus, ERROR_BODY_LIMIT, query, parseJsonObject } from '../http.js';
 import type { DestinationDefinition, ItemResult, RequestContext, RequestResult, VendorRequest, VendorResponse } from '../types.js';
 import { SnapchatSettings } from './settings.js';
 
@@ -205,16 +205,6 @@ export function snapchatEventsUrl(settings: SnapchatSettings, accessToken: strin
   return `${base}/v3/${encodeURIComponent(settings.pixelId)}/events${settings.validateOnly ? '/validate' : ''}?${query({ access_token: accessToken })}`;
 }
 
-/** Parses a JSON body; undefined when it is not a JSON object. */
-function parseObject(body: string): Record<string, unknown> | undefined {
-  try {
-    const v: unknown = JSON.parse(body);
-    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** The messages of an ErrorDetails `{codes: [], error_msgs: []}`, joined. */
 function errorDetails(errors: unknown): string | undefined {
   if (typeof errors !== 'object' || errors === null) return undefined;
@@ -250,7 +240,7 @@ function errorText(status: number, body: Record<string, unknown> | undefined, ra
  */
 export function classifySnapchat(response: VendorResponse, request: VendorRequest, now: number): RequestResult {
   const base = classifyByStatus(response, now);
-  const body = parseObject(response.body);
+  const body = parseJsonObject(response.body);
   const count = request.items.length;
   const logs = body?.event_logs;
   if (base.outcome === 'success' && Array.isArray(logs)) {

@@ -11,6 +11,10 @@ import { isIP } from 'node:net';
 import { startTestReceiver, type ReceivedRequest, type Reply, type TestReceiver } from '../../test-support/http-receiver.js';
 import { TIKTOK_CODES, TIKTOK_CURRENCIES, TIKTOK_MAX_EVENTS, TIKTOK_STANDARD_EVENTS, TIKTOK_TRACK_PATH } from './index.js';
 import type { TiktokEventSource } from './settings.js';
+import { isJsonObject } from '../http.js';
+
+/** {@link isJsonObject}, typed loosely: the fake reads arbitrary request JSON. */
+const isObject = isJsonObject as (v: unknown) => v is Record<string, any>;
 
 /** One event TikTok took, with the request-level fields it came with. */
 export interface AcceptedTiktokEvent {
@@ -83,7 +87,6 @@ class Refusal extends Error {
 }
 
 const param = (message: string) => new Refusal(TIKTOK_CODES.PARAMETER_ERROR, `Invalid parameter: ${message}`);
-const isObject = (v: unknown): v is Record<string, any> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function onlyKeys(value: Record<string, unknown>, allowed: ReadonlySet<string>, where: string): void {
   for (const k of Object.keys(value)) if (!allowed.has(k)) throw param(`${where}.${k} is not a field of the Events API`);

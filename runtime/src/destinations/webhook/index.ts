@@ -87,7 +87,9 @@ export const webhookDestination: DestinationDefinition<WebhookSettings> = {
     if (key && !credentials[key]) throw new SwitchyardError(ErrorCodes.INVALID_RESOURCE, `Integration ${integration}: the credentials Secret has no key ${key} (destination.webhook.signature.secretKey)`);
   },
   buildRequests(payloads, ctx) {
-    const headers = webhookHeaders(ctx.settings, { ...ctx.credentials }, `Integration ${ctx.integration}`);
+    // Settings and credentials are fixed for the destination's life: merge and check them once.
+    let headers = ctx.cache.get('headers') as Record<string, string> | undefined;
+    if (!headers) ctx.cache.set('headers', (headers = webhookHeaders(ctx.settings, { ...ctx.credentials }, `Integration ${ctx.integration}`)));
     const request = (body: string, items: number[]) => {
       const signature = ctx.settings.signature;
       const signed = signature ? { ...headers, [signature.header.toLowerCase()]: signWebhook(ctx.credentials[signature.secretKey]!, body, Math.floor(ctx.now / 1000)) } : headers;
