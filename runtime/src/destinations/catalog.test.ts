@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
@@ -73,3 +74,15 @@ describe('switchyard destinations', () => {
     expect(r.err).toContain('unknown destination type "nope"; types: webhook, ga4');
   });
 });
+
+describe('the built CLI (npm test builds before jest)', () => {
+  it('prints each starter Mapping from runtime/dist: the build copies them next to the compiled code', () => {
+    const bin = fileURLToPath(new URL('../../bin/switchyard.js', import.meta.url));
+    for (const type of DESTINATION_TYPES) {
+      const r = spawnSync(process.execPath, [bin, 'destinations', 'starter', type], { encoding: 'utf8' });
+      expect({ type, status: r.status, stderr: r.stderr }).toEqual({ type, status: 0, stderr: '' });
+      expect(parseYaml(r.stdout)).toMatchObject({ kind: 'Mapping', spec: { destinationType: type } });
+    }
+  });
+});
+
