@@ -17,6 +17,8 @@ export default {
     // Workspaces import each other's sources in tests, so no build is needed first.
     '^@switchyard/runtime$': '<rootDir>/runtime/src/index.ts',
     '^@switchyard/runtime/api$': '<rootDir>/runtime/src/api/index.ts',
+    '^@switchyard/client$': '<rootDir>/client/src/node/index.ts',
+    '^@switchyard/client/core$': '<rootDir>/client/src/core/index.ts',
   },
   transform: {
     '^.+\\.ts$': ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'es6' } }],

@@ -52,7 +52,15 @@ export function resolveSources(
     return {
       source,
       condition: { type: ConditionTypes.WriteKeyResolved, status: 'True', reason: Reasons.Resolved, message: `write key from Secret ${ref.name}, key ${ref.key}` },
-      entry: { namespace: ns, name: source.metadata.name, writeKey, allowedOrigins: [...source.spec.allowedOrigins], limits: { ...source.spec.limits }, consent: { missing: source.spec.consent?.missing ?? 'allow' } },
+      entry: {
+        namespace: ns,
+        name: source.metadata.name,
+        writeKey,
+        allowedOrigins: [...source.spec.allowedOrigins],
+        limits: { ...source.spec.limits },
+        consent: { missing: source.spec.consent?.missing ?? 'allow' },
+        ...(source.spec.tag ? { tag: structuredClone(source.spec.tag) } : {}),
+      },
     };
   });
 }

@@ -9,6 +9,7 @@ import { freePort } from '../local/nats-server.js';
 import { startTestReceiver } from '../test-support/http-receiver.js';
 import { useTempDirs } from '../test-support/temp.js';
 import { testIntegration, testMapping } from '../test-support/forwarder-fixtures.js';
+import { launchChromium } from '../../../client/src/test-support/browser.js';
 import { singleProcess } from './dev.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -63,12 +64,16 @@ function dev(args: string[], env: NodeJS.ProcessEnv = {}): DevRun {
   };
 }
 
-/** A copy of examples/ whose Integration delivers to 127.0.0.1:`port`. */
-async function examplesFor(port: number): Promise<string> {
+/** A copy of examples/ whose Integration delivers to 127.0.0.1:`port` (and whose Source allows the demo shop on `sitePort`). */
+async function examplesFor(port: number, sitePort?: number): Promise<string> {
   const dir = await tempDir();
   await cp(path.join(repoRoot, 'examples'), dir, { recursive: true });
   const integration = path.join(dir, '4-integration.yaml');
   await writeFile(integration, (await readFile(integration, 'utf8')).replaceAll('127.0.0.1:8788', `127.0.0.1:${port}`));
+  if (sitePort !== undefined) {
+    const source = path.join(dir, '2-source.yaml');
+    await writeFile(source, (await readFile(source, 'utf8')).replaceAll('http://127.0.0.1:8789', `http://127.0.0.1:${sitePort}`));
+  }
   return dir;
 }
 
@@ -118,6 +123,29 @@ describe('switchyard dev', () => {
     expect(payload.timestamp).toEqual(expect.stringMatching(/^\d{4}-\d\d-\d\dT/));
     await run.wait(/^delivery  default\/example-webhook delivered .*messageId=dev-test-1  status=200/);
 
+    run.child.kill('SIGTERM');
+    expect(await run.exit()).toBe(0);
+  }, 60_000);
+
+  it('serves a demo shop carrying the tag with --site: a click in a real browser reaches the webhook, mapped', async () => {
+    const [port, receiverPort, sitePort, deadNatsPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const examples = await examplesFor(receiverPort, sitePort);
+    const run = dev(['-f', examples, '--port', String(port), '--receiver', String(receiverPort), '--site', String(sitePort), '--nats-url', `nats://127.0.0.1:${deadNatsPort}`, '--nats-store', await tempDir()]);
+    await run.wait(new RegExp(`^  source default/web: write key wk_local_example_web, tag http://127\\.0\\.0\\.1:${port}/tag/wk_local_example_web\\.js$`));
+    await run.wait(new RegExp(`^  demo shop on http://127\\.0\\.0\\.1:${sitePort}/ `));
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage();
+      await page.goto(`http://127.0.0.1:${sitePort}/`);
+      await page.evaluate('new Promise((resolve) => analytics.ready(resolve))');
+      await page.click('#order');
+      const received = await run.wait(/^receiver ← POST \/webhook .*"order":\{"id":"demo-1"/);
+      const payload = JSON.parse(/ body=(.*)$/.exec(received)![1]!);
+      expect(payload).toMatchObject({ event: 'purchase', type: 'track', order: { id: 'demo-1', value: 25, currency: 'USD' } });
+      expect(payload.messageId).toMatch(/^sy-/);
+    } finally {
+      await browser.close();
+    }
     run.child.kill('SIGTERM');
     expect(await run.exit()).toBe(0);
   }, 60_000);
@@ -173,7 +201,7 @@ describe('switchyard dev', () => {
     const run = dev([...args, '--port', String(port)]);
     expect(await run.exit()).toBe(1);
     taken.close();
-    expect(run.stderr().trim()).toBe(`error SY_PORT_IN_USE: port ${port} on 127.0.0.1 is in use (another switchyard dev?); choose another with --port or --receiver`);
+    expect(run.stderr().trim()).toBe(`error SY_PORT_IN_USE: port ${port} on 127.0.0.1 is in use (another switchyard dev?); choose another with --port, --receiver or --site`);
     // Nothing held the store: the next run gets it.
     const next = dev([...args, '--port', String(await freePort())]);
     await next.wait(new RegExp(`started locally, store ${store}\\)`));

@@ -8,6 +8,7 @@ import { capProblems, formatResourceProblems, formatSkipped, formatUnread, loadR
 import { consumerBacklog, ensureIntegrationConsumer, startForwarder, type DeliveryRecord, type Forwarder, type ForwarderConfig } from '../forward/index.js';
 import { startIngestion } from '../ingestion/index.js';
 import { connectOrStartNats } from '../local/nats.js';
+import { startDemoSite } from '../local/demo-site.js';
 import { formatReceived, startReceiver } from '../local/receiver.js';
 import { resolveLocal } from '../local/resolve.js';
 import { createRegistry } from '../metrics.js';
@@ -39,7 +40,7 @@ export async function assertPortsFree(host: string, ports: number[]): Promise<vo
         reject(
           new SwitchyardError(
             ErrorCodes.PORT_IN_USE,
-            `port ${port} on ${host} is ${e.code === 'EADDRINUSE' ? 'in use (another switchyard dev?)' : `not usable (${e.code ?? e.message})`}; choose another with --port or --receiver`,
+            `port ${port} on ${host} is ${e.code === 'EADDRINUSE' ? 'in use (another switchyard dev?)' : `not usable (${e.code ?? e.message})`}; choose another with --port, --receiver or --site`,
           ),
         ),
       );
@@ -68,6 +69,7 @@ interface DevOptions {
   natsUrl?: string;
   settings?: string;
   receiver?: string;
+  site?: string;
   natsStore: string;
 }
 
@@ -88,6 +90,7 @@ export function registerDev(program: Command, out: (s: string) => void, err: (s:
     .option('--nats-url <url>', 'NATS server URL(s), comma-separated (default: NATS_URL or nats://127.0.0.1:4222)')
     .option('--settings <file>', 'settings file {nats, streams} (YAML or JSON)')
     .option('--receiver <port>', 'also run a webhook receiver on 127.0.0.1:<port> that prints every request it gets')
+    .option('--site <port>', "also serve a demo shop page on 127.0.0.1:<port> carrying the first Source's tag (add http://127.0.0.1:<port> to its allowedOrigins)")
     .option('--nats-store <dir>', 'store folder of the nats-server dev starts when no usable NATS answers; kept between runs', DEFAULT_DEV_STORE)
     .action(async (opts: DevOptions) => {
       // The human-readable lines below tell what happens; JSON logs only for warnings unless asked.
@@ -106,7 +109,7 @@ export function registerDev(program: Command, out: (s: string) => void, err: (s:
       const { plan } = resolved;
       const settings = await loadProcessSettings(opts.settings, opts.natsUrl);
       // A taken port fails now, before anything is started.
-      await assertPortsFree(opts.host, [Number(opts.port), ...(opts.receiver ? [Number(opts.receiver)] : [])]);
+      await assertPortsFree(opts.host, [Number(opts.port), ...[opts.receiver, opts.site].filter((p) => p !== undefined).map(Number)]);
       const { nc, local } = await connectOrStartNats(settings.nats, (line) => out(`nats: ${line}`), { storeDir: opts.natsStore });
       // Whatever started is stopped again, in reverse order, on Ctrl-C or when starting fails.
       const stops: (() => Promise<unknown>)[] = [async () => local?.stop(), () => nc.drain()];
@@ -116,6 +119,7 @@ export function registerDev(program: Command, out: (s: string) => void, err: (s:
       const jsm = await jetstreamManager(nc);
       const forwarders: { name: string; consumer: string; forwarder: Forwarder }[] = [];
       let ingestionUrl: string;
+      let siteUrl: string | undefined;
       try {
         const registry = createRegistry();
         await ensureStreams(jsm, settings.streams);
@@ -140,19 +144,29 @@ export function registerDev(program: Command, out: (s: string) => void, err: (s:
         const ingestion = await startIngestion({ nc, streams: settings.streams, sources: plan.sources, logger, registry, port: Number(opts.port), host: opts.host });
         stops.push(() => ingestion.close());
         ingestionUrl = ingestion.url;
+        const first = plan.sources[0];
+        if (opts.site && first) {
+          const site = await startDemoSite({ port: Number(opts.site), ingestionUrl, writeKey: first.writeKey, source: `${first.namespace}/${first.name}` });
+          stops.push(() => site.close());
+          siteUrl = site.url;
+        }
       } catch (e) {
         await stopAll();
         throw e;
       }
 
       out(`switchyard dev: ingestion on ${ingestionUrl} (NATS ${nc.getServer()}${local ? `, started locally, store ${local.storeDir}` : ''})`);
-      for (const s of plan.sources) out(`  source ${s.namespace}/${s.name}: write key ${s.writeKey}`);
+      for (const s of plan.sources) {
+        const tag = s.tag?.enabled === false ? 'tag off' : `tag ${ingestionUrl}/tag/${encodeURIComponent(s.writeKey)}.js`;
+        out(`  source ${s.namespace}/${s.name}: write key ${s.writeKey}, ${tag}`);
+      }
       for (const f of plan.forwarders) {
         const d = f.integration.spec.destination;
         out(`  integration ${f.integration.metadata.namespace}/${f.integration.metadata.name} → ${d.type} ${d.webhook?.url ?? ''} (mapping ${f.mapping.metadata.name})`);
       }
       if (skipped.length > 0) out(`  ${formatSkipped(skipped)}`);
       if (opts.receiver) out(`  receiver on http://127.0.0.1:${opts.receiver}`);
+      if (siteUrl) out(`  demo shop on ${siteUrl}/ (open it in a browser: its events show here)`);
       const example = plan.sources[0];
       if (example) {
         out(`try:\n  curl -u '${example.writeKey}:' -H 'content-type: application/json' ${ingestionUrl}/v1/track \\\n    -d '{"event":"Order Completed","userId":"u1","properties":{"order_id":"o1","revenue":25,"currency":"USD"}}'`);

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { Type, type Static } from '@sinclair/typebox';
 import { parse } from 'yaml';
 import { NAME_PATTERN } from '../api/common.js';
-import { SourceSpec } from '../api/source.js';
+import { SourceSpec, TagSpec } from '../api/source.js';
 import { parseSettings } from '../api/validate.js';
 import { startIngestion, type IngestionSource } from '../ingestion/index.js';
 import { createLogger } from '../logger.js';
@@ -26,6 +26,7 @@ export const SourcesFile = Type.Object(
           allowedOrigins: SourceSpec.properties.allowedOrigins,
           limits: SourceSpec.properties.limits,
           consent: Type.Optional(SourceSpec.properties.consent),
+          tag: Type.Optional(TagSpec),
         },
         { additionalProperties: false },
       ),
@@ -53,7 +54,7 @@ export function registerIngest(program: Command): void {
   program
     .command('ingest')
     .description('run the ingestion API (cluster mode)')
-    .requiredOption('--sources <file>', 'sources file {sources: [{namespace, name, writeKey, allowedOrigins, limits}]}, reloaded on change')
+    .requiredOption('--sources <file>', 'sources file {sources: [{namespace, name, writeKey, allowedOrigins, limits, consent, tag}]}, reloaded on change')
     .option('--settings <file>', 'settings file {nats, streams} (YAML or JSON)')
     .option('-p, --port <port>', 'port', '8080')
     .option('--host <host>', 'address', '0.0.0.0')

@@ -13,6 +13,8 @@ import { ingestionMetrics, type IngestionMetrics, type RejectReason } from './me
 import { CONSENT_MISSING_HEADER, SOURCE_HEADER } from './nats.js';
 import { isEventType, validateBatchEnvelope, validateEvent, type EventProblem } from './schema.js';
 import { SourceTable, originAllowed, type ActiveSource, type IngestionSource } from './sources.js';
+import { anonymousIdFromCookie, anonymousIdProblem, chooseAnonymousId, identityCookie } from './identity.js';
+import { TagAssets, TagBundleMissingError, ifNoneMatchHits, type TagEncoding } from './tag.js';
 
 /** Options of {@link createIngestionApp}. */
 export interface IngestionOptions {
@@ -39,6 +41,12 @@ export interface IngestionOptions {
    * Segment's server SDKs.
    */
   publishAckTimeoutMs?: number;
+  /**
+   * File of the browser tag bundle served (wrapped with each Source's configuration) at
+   * `GET /tag/<writeKey>.js`. Default: `@switchyard/client/tag` (client/dist/tag/switchyard.min.js,
+   * made by `npm run build`); read on first use.
+   */
+  tagScript?: string;
 }
 
 /** Response body of every ingestion request except a fully accepted one (`{"success":true}`). */
@@ -57,6 +65,15 @@ export const MAX_REPORTED_PROBLEMS = 100;
 
 /** Seconds a client is told to wait after a 503 (JetStream did not store the events). */
 const UNAVAILABLE_RETRY_AFTER_SECONDS = 2;
+
+/** Largest `POST /v1/identity` body in bytes (it holds a write key and an id). */
+const IDENTITY_BODY_LIMIT = 4096;
+
+/** Routes serving the browser tag: ours, and Segment's CDN path so a snippet only changes host. */
+const TAG_ROUTES = ['/tag/:writeKey.js', '/analytics.js/v1/:writeKey/analytics.min.js'];
+
+/** Browsers and CDNs may keep the tag this long (seconds): a changed Source reaches pages within it. */
+const TAG_MAX_AGE_SECONDS = 300;
 
 /** Tracking API routes (https://segment.com/docs/connections/sources/catalog/libraries/server/http-api/) and the call type each takes. */
 const CALL_ROUTES: Record<string, EventType | 'batch'> = {
@@ -140,9 +157,11 @@ function connectionState(nc: NatsConnection): { ready(): boolean; stop(): void }
  * readiness and metrics endpoints. Nothing listens yet; mount `app` or use {@link startIngestion}.
  *
  * Routes (`POST`, also `OPTIONS` for CORS preflight): `/v1/batch` (alias `/v1/import`),
- * `/v1/track|page|screen|identify|group|alias` and `/v1/t|p|s|i|g|a`. `GET /healthz` (200 while the
- * process serves), `GET /readyz` (200 while NATS is connected, else 503), `GET /metrics`
- * (Prometheus text).
+ * `/v1/track|page|screen|identify|group|alias` and `/v1/t|p|s|i|g|a`; `/v1/identity` (the tag's
+ * server-set anonymousId cookie, see README "Identity cookie"). `GET /tag/<writeKey>.js` and
+ * `GET /analytics.js/v1/<writeKey>/analytics.min.js` (the browser tag with the Source's
+ * configuration, see README "Browser tag"). `GET /healthz` (200 while the process serves),
+ * `GET /readyz` (200 while NATS is connected, else 503), `GET /metrics` (Prometheus text).
  *
  * Responses of the tracking routes (every body is JSON):
  * - `200 {"success":true}`: every event stored in JetStream (duplicates of stored messageIds count
@@ -160,7 +179,7 @@ function connectionState(nc: NatsConnection): { ready(): boolean; stop(): void }
  *
  * @returns `app`; `setSources` replaces the Sources (write keys, origins, limits) for the next
  * requests, throwing SwitchyardError WRITE_KEY_CONFLICT (and keeping the old ones) when two share a
- * key; `close` stops publishing and readiness tracking (the NATS connection stays open).
+ * key, or INVALID_SETTINGS when a Source's `tag` breaks its schema; `close` stops publishing and readiness tracking (the NATS connection stays open).
  */
 export function createIngestionApp(options: IngestionOptions): { app: express.Express; setSources(sources: IngestionSource[]): void; close(): void } {
   const clock = options.clock ?? systemClock;
@@ -200,8 +219,10 @@ export function createIngestionApp(options: IngestionOptions): { app: express.Ex
   app.set('etag', false);
   app.set('trust proxy', options.trustProxy ?? false);
 
+  // Credentials allowed: the tag's identity call sends cookies, and its keepalive and beacon requests may.
   const corsHeaders = (res: Response, origin: string) => {
     res.setHeader('Access-Control-Allow-Origin', origin);
+    res.setHeader('Access-Control-Allow-Credentials', 'true');
     res.setHeader('Access-Control-Expose-Headers', 'Retry-After');
   };
 
@@ -388,6 +409,110 @@ export function createIngestionApp(options: IngestionOptions): { app: express.Ex
     return reply(acceptedCount > 0 ? 207 : 400, failureBody);
   }
 
+  // The browser tag, one script per Source: the bundle wrapped with the Source's configuration.
+  const tagAssets = new TagAssets(options.tagScript);
+  const serveTag = (route: string) => async (req: Request, res: Response) => {
+    const javascriptError = (status: number, comment: string) => {
+      res.setHeader('Content-Type', 'application/javascript; charset=utf-8');
+      res.setHeader('Cache-Control', 'no-store');
+      res.setHeader('X-Content-Type-Options', 'nosniff');
+      res.status(status).send(`/* Switchyard: ${comment.replaceAll('*/', '* /')} */\n`);
+      metrics.requests.inc({ route, status });
+    };
+    const source = table.lookup(String(req.params.writeKey));
+    if (!source || !source.tag.spec.enabled) return javascriptError(404, 'no tag for this write key (unknown key, or the Source sets spec.tag.enabled: false)');
+    let asset;
+    try {
+      asset = await tagAssets.asset(source.tag.config);
+    } catch (e) {
+      if (!(e instanceof TagBundleMissingError)) throw e;
+      log.error({ err: e }, 'browser tag not served');
+      return javascriptError(503, e.message);
+    }
+    const encoding: TagEncoding = req.acceptsEncodings('br') ? 'br' : req.acceptsEncodings('gzip') ? 'gzip' : 'identity';
+    const etag = asset.etags[encoding];
+    res.setHeader('Cache-Control', `public, max-age=${TAG_MAX_AGE_SECONDS}`);
+    res.setHeader('ETag', etag);
+    res.setHeader('Vary', 'Accept-Encoding');
+    res.setHeader('Cross-Origin-Resource-Policy', 'cross-origin');
+    // Lets pages load it with `crossorigin` (error details, subresource integrity); it holds nothing private.
+    res.setHeader('Access-Control-Allow-Origin', '*');
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    if (ifNoneMatchHits(req.get('if-none-match'), etag)) {
+      metrics.requests.inc({ route, status: 304 });
+      return void res.status(304).end();
+    }
+    res.setHeader('Content-Type', 'application/javascript; charset=utf-8');
+    if (encoding !== 'identity') res.setHeader('Content-Encoding', encoding);
+    const body = asset.bodies[encoding];
+    res.setHeader('Content-Length', String(body.length));
+    res.status(200).end(body);
+    metrics.requests.inc({ route, status: 200 });
+  };
+  for (const route of TAG_ROUTES) app.get(route, serveTag(route));
+
+  // The server-set identity cookie (spec.tag.serverCookie).
+  const identityParser = express.json({ limit: IDENTITY_BODY_LIMIT, inflate: true, type: () => true });
+  app.options('/v1/identity', preflight('/v1/identity'));
+  app.post('/v1/identity', (req, res) => identity(req, res));
+
+  /**
+   * `POST /v1/identity`: answers `{"anonymousId": id}` with the cookie holding it. The id the
+   * browser's cookie already holds wins, else the body's `anonymousId`, else a new one.
+   */
+  async function identity(req: Request, res: Response): Promise<void> {
+    const route = '/v1/identity';
+    const sources = table;
+    const origin = req.get('origin');
+    let source: ActiveSource | undefined;
+    const reply = (status: number, body: object) => {
+      res.setHeader('Vary', 'Origin');
+      res.setHeader('Cache-Control', 'no-store');
+      if (origin !== undefined && status !== 403 && (source ? originAllowed(source, origin) : sources.anyAllows(origin))) corsHeaders(res, origin);
+      res.status(status).json(body);
+      metrics.requests.inc({ route, status });
+      if (status >= 400) log.info({ route, status, source: source?.id }, 'identity request refused');
+    };
+    const fail = (status: number, problem: EventProblem) => reply(status, { success: false, errors: [problem] } satisfies IngestionFailureBody);
+    const unknownKey = () => fail(401, { field: '/writeKey', rule: 'writeKey', message: 'unknown write key' });
+
+    const basicKey = basicAuthWriteKey(req.get('authorization'));
+    if (basicKey !== undefined) {
+      source = sources.lookup(basicKey);
+      if (!source) return unknownKey();
+    }
+    const parseError = await runMiddleware(identityParser, req, res);
+    if (parseError) {
+      const { status, problem } = bodyError(parseError, IDENTITY_BODY_LIMIT);
+      return fail(status, problem);
+    }
+    const body: Record<string, unknown> = isObject(req.body) ? req.body : {};
+    if (!source) {
+      if (typeof body.writeKey !== 'string') return fail(401, { field: '/writeKey', rule: 'writeKey', message: 'missing write key: send it as the HTTP Basic user name or as writeKey in the body' });
+      source = sources.lookup(body.writeKey);
+      if (!source) return unknownKey();
+    }
+    if (origin !== undefined && !originAllowed(source, origin)) return fail(403, { field: '/', rule: 'origin', message: `origin ${origin} is not allowed for this Source` });
+    const tag = source.tag.spec;
+    if (!tag.serverCookie.enabled) return fail(404, { field: '/', rule: 'serverCookie', message: 'this Source does not set the identity cookie (spec.tag.serverCookie.enabled is false)' });
+    let bodyId: string | undefined;
+    if (body.anonymousId !== undefined && body.anonymousId !== null) {
+      const problem = anonymousIdProblem(body.anonymousId);
+      if (problem) return fail(400, { field: '/anonymousId', rule: 'anonymousId', message: `/anonymousId ${problem}` });
+      bodyId = body.anonymousId as string;
+    }
+    const id = chooseAnonymousId(anonymousIdFromCookie(req.get('cookie'), tag.cookie.anonymousIdName), bodyId, body.replace === true);
+    res.setHeader('Set-Cookie', identityCookie(id, tag, { hostname: req.hostname, secure: req.secure }));
+    reply(200, { anonymousId: id });
+  }
+
+  /** Logs the syncs of each Source's tag that are not served, and keeps only the tag scripts in use. */
+  const tagsChanged = () => {
+    for (const s of table.all) if (s.tag.problems.length > 0) log.warn({ source: s.id, problems: s.tag.problems }, 'tag syncs with problems are not served (spec.tag.syncs)');
+    tagAssets.retain(table.all.map((s) => s.tag.config));
+  };
+  tagsChanged();
+
   app.get('/healthz', (_req, res) => {
     metrics.requests.inc({ route: '/healthz', status: 200 });
     res.json({ status: 'ok' });
@@ -421,6 +546,7 @@ export function createIngestionApp(options: IngestionOptions): { app: express.Ex
       // Drop parsers of body limits no Source uses any more.
       const inUse = new Set([table.maxBatchBytes, ...table.all.map((s) => s.spec.limits.maxBatchBytes)]);
       for (const limit of parsers.keys()) if (!inUse.has(limit)) parsers.delete(limit);
+      tagsChanged();
       log.info({ sources: table.all.map((s) => s.id) }, 'ingestion sources replaced');
     },
     close() {

@@ -9,6 +9,8 @@ export { SourceRateLimiter, SourceTable } from './sources.js';
 export { enrichEvent, applyBatchDefaults, GENERATED_MESSAGE_ID_PREFIX, type SegmentEvent, type RequestFacts } from './enrich.js';
 export { EVENT_SCHEMAS, BatchEnvelope, validateEvent, validateBatchEnvelope, type EventProblem } from './schema.js';
 export { CONSENT_MISSING_HEADER, SOURCE_HEADER } from './nats.js';
+export { resolveTag, renderTagScript, TagAssets, TagBundleMissingError, type ResolvedTag, type TagAsset } from './tag.js';
+export { identityCookie, identityCookieDomain, anonymousIdFromCookie, anonymousIdProblem, MAX_ANONYMOUS_ID_LENGTH } from './identity.js';
 export type { RejectReason } from './metrics.js';
 
 /** A listening ingestion API, as {@link startIngestion} returns it. */

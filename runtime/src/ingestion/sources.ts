@@ -1,5 +1,7 @@
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import type { TagSpec } from '../api/source.js';
 import { ErrorCodes, SwitchyardError } from '../errors.js';
+import { resolveTag, type ResolvedTag } from './tag.js';
 
 /**
  * A Source as the ingestion API needs it: its identity, the write key in clear (resolved from the
@@ -16,6 +18,12 @@ export interface IngestionSource {
   allowedOrigins: string[];
   /** Consent policy: `missing: deny` marks the Source's events so Integrations needing a consent category skip events without a preference for it. Default: allow. */
   consent?: { missing: 'allow' | 'deny' };
+  /**
+   * The browser tag served for this Source (`GET /tag/<writeKey>.js`) and its server-set identity
+   * cookie (`POST /v1/identity`): the Source's `spec.tag` with its defaults applied. Default: the
+   * tag is served with every default (server cookie off).
+   */
+  tag?: TagSpec;
   limits: {
     /** Largest accepted call in bytes, as JSON after decompression; larger calls are rejected one by one. */
     maxEventBytes: number;
@@ -75,6 +83,8 @@ export interface ActiveSource {
   limiter: SourceRateLimiter;
   /** Origins as `URL.origin` strings; `any` when `*` is listed. */
   origins: { any: boolean; list: Set<string> };
+  /** The tag's defaulted spec and served configuration. */
+  tag: ResolvedTag;
 }
 
 /** `scheme://host[:port]` as browsers send it in `Origin` (default ports dropped, lower case), or undefined. */
@@ -114,7 +124,7 @@ export class SourceTable {
   /**
    * Builds a table.
    * @throws SwitchyardError WRITE_KEY_CONFLICT when two Sources share a write key, or one is empty
-   * (a key must name exactly one Source).
+   * (a key must name exactly one Source); INVALID_SETTINGS when a Source's `tag` breaks its schema.
    */
   static build(sources: IngestionSource[], previous?: SourceTable): SourceTable {
     const seen = new Map<string, string>();
@@ -133,6 +143,7 @@ export class SourceTable {
         id,
         limiter: sameLimits ? before.limiter : new SourceRateLimiter({ ...spec.limits }),
         origins: { any: spec.allowedOrigins.includes('*'), list },
+        tag: resolveTag(spec),
       });
     }
     return new SourceTable(active);

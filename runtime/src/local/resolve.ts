@@ -1,6 +1,6 @@
 import { checkDestination, destinationDefinition } from '../destinations/index.js';
 import type { Integration, LoadedResource, Mapping, ResourceProblem, Secret, Source } from '../api/index.js';
-import { objectKey, secretValues } from '../api/index.js';
+import { objectKey, secretValues, tagProblems } from '../api/index.js';
 import type { IngestionSource } from '../ingestion/index.js';
 import type { ForwarderConfig } from '../forward/index.js';
 import { compileIntegrationRoute, compileMappingResource } from '../forward/route.js';
@@ -41,6 +41,8 @@ export function resolveLocal(loaded: LoadedResource[], options: { requireSecrets
     const ns = r.metadata.namespace!;
     if (r.kind === 'Source') {
       const spec = (r as Source).spec;
+      // What the CRD's CEL rules check in a cluster: sync kinds and their fields, unique names.
+      if (spec.tag) for (const p of tagProblems(spec.tag)) problem(l, `/spec/tag${p.path}`, p.rule, p.message);
       let writeKey = spec.writeKey.value;
       if (spec.writeKey.secretKeyRef) {
         const { name, key } = spec.writeKey.secretKeyRef;
@@ -58,7 +60,15 @@ export function resolveLocal(loaded: LoadedResource[], options: { requireSecrets
         continue;
       }
       writeKeys.set(writeKey, objectKey(r));
-      sources.push({ namespace: ns, name: r.metadata.name, writeKey, allowedOrigins: [...spec.allowedOrigins], limits: { ...spec.limits }, consent: { missing: spec.consent?.missing ?? 'allow' } });
+      sources.push({
+        namespace: ns,
+        name: r.metadata.name,
+        writeKey,
+        allowedOrigins: [...spec.allowedOrigins],
+        limits: { ...spec.limits },
+        consent: { missing: spec.consent?.missing ?? 'allow' },
+        ...(spec.tag ? { tag: structuredClone(spec.tag) } : {}),
+      });
     } else if (r.kind === 'Mapping') {
       try {
         compileMappingResource(r as Mapping);
