@@ -6,6 +6,9 @@ import {
   gaSessionId,
   gclidFromGclAw,
   hostInDomains,
+  LINKER_MAX_AGE_S,
+  linkerId,
+  linkerValue,
   mintFbp,
   msclkidFromUet,
   nextFbc,
@@ -170,5 +173,26 @@ describe('withUrlParameter', () => {
 
   it('URL-encodes the value', () => {
     expect(withUrlParameter('https://brand.test/', 'v', 'a&b')).toBe('https://brand.test/?v=a%26b');
+  });
+});
+
+describe('linkerValue / linkerId', () => {
+  const NOW = Date.parse('2026-11-20T15:10:00.000Z');
+  const ID = '3f1c2b4a-8d9e-4f00-a1b2-c3d4e5f60718';
+
+  it('carries the id with the time the link was used, honoured for two minutes either way', () => {
+    const value = linkerValue(ID, NOW);
+    expect(value).toBe(`${ID}.${NOW / 1000}`);
+    expect(linkerId(value, NOW)).toBe(ID);
+    expect(linkerId(value, NOW + LINKER_MAX_AGE_S * 1000)).toBe(ID);
+    expect(linkerId(value, NOW + LINKER_MAX_AGE_S * 1000 + 1000)).toBeUndefined();
+    expect(linkerId(value, NOW - LINKER_MAX_AGE_S * 1000 - 1000)).toBeUndefined();
+  });
+
+  it('ignores values without a time, with a malformed id, or absent', () => {
+    expect(linkerId(ID, NOW)).toBeUndefined();
+    expect(linkerId(`short.${NOW / 1000}`, NOW)).toBeUndefined();
+    expect(linkerId(`${ID}<x.${NOW / 1000}`, NOW)).toBeUndefined();
+    expect(linkerId(undefined, NOW)).toBeUndefined();
   });
 });

@@ -108,3 +108,25 @@ export function withUrlParameter(href: string, name: string, value: string): str
   const kept = beforeHash.slice(queryAt).split('&').filter((pair) => pair && pair.split('=')[0] !== name);
   return `${href.slice(0, queryAt - 1)}?${[...kept, `${name}=${encodeURIComponent(value)}`].join('&')}${href.slice(hashAt - 1)}`;
 }
+
+/**
+ * Seconds a cross-domain link parameter is honoured after the link was used, either way (clock
+ * skew between the visitor's pages is nil: one browser). Like Google's linker, whose `_gl` lasts
+ * two minutes: a copied or shared URL does not hand the id to whoever opens it later.
+ */
+export const LINKER_MAX_AGE_S = 120;
+
+/** The `_syxid` value for `id` at `nowMs`: `<id>.<unix seconds>`. */
+export function linkerValue(id: string, nowMs: number): string {
+  return `${id}.${Math.floor(nowMs / 1000)}`;
+}
+
+/**
+ * The id a `_syxid` value carries, when it is well formed (`<8–64 letters, digits, _ or ->.<unix
+ * seconds>`) and at most {@link LINKER_MAX_AGE_S} old at `nowMs`; else undefined.
+ */
+export function linkerId(value: string | null | undefined, nowMs: number): string | undefined {
+  const match = value ? /^([\w-]{8,64})\.(\d{1,12})$/.exec(value) : null;
+  if (!match) return undefined;
+  return Math.abs(nowMs / 1000 - Number(match[2])) <= LINKER_MAX_AGE_S ? match[1] : undefined;
+}

@@ -1,4 +1,5 @@
 // The snippet runs in a page before the tag: a stub recording calls, and the script element loading the tag.
+import { readFileSync } from 'node:fs';
 import { runInNewContext } from 'node:vm';
 import { SNIPPET, snippet } from './snippet.js';
 
@@ -61,5 +62,13 @@ describe('snippet', () => {
     expect(page.window.analytics).toBe(stub);
     expect(page.inserted).toHaveLength(1);
     expect(page.errors).toEqual(['Switchyard snippet included twice.']);
+  });
+});
+
+describe('the snippet in the README', () => {
+  it('is the one snippet() prints', () => {
+    const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
+    const shown = /<script>\n(!function\(\)[^\n]*)\n<\/script>/.exec(readme)?.[1];
+    expect(shown).toBe(snippet('https://data.shop.example', 'wk_live_…'));
   });
 });

@@ -151,12 +151,24 @@ describe('Sync Injector', () => {
     expect(id).toMatch(UUID);
 
     await page.click('#pay');
-    await page.waitForURL(`${checkout}?_syxid=${id}`);
+    await page.waitForURL(new RegExp(`^${checkout.replaceAll('.', '\\.').replace('?', '\\?')}\\?_syxid=${id}\\.\\d+$`));
+    const usedAt = Number(new URL(page.url()).searchParams.get('_syxid')!.split('.')[1]);
+    expect(Math.abs(usedAt - Date.now() / 1000)).toBeLessThan(120);
     await trackWhenReady(page, 'Payment Viewed');
     const [, payment] = (await h.ingestion.events.waitFor(source, 2)) as [Json, Json];
     expect(payment.context.providers.crossDomain).toEqual({ id });
     expect(await cookie(context, 'sy_crossDomain_id').then((c) => [c?.value, c?.domain])).toEqual([id, '.shop.test']);
     expect(await cookieOf(context, checkout, 'sy_crossDomain_id').then((c) => [c?.value, c?.domain])).toEqual([id, '.checkout.test']);
+
+    // A copied link opened later by someone else: its stale id is not adopted.
+    const stranger = await h.browser.newContext();
+    const strangerPage = await stranger.newPage();
+    await strangerPage.goto(`${checkout}?_syxid=${id}.${Math.floor(Date.now() / 1000) - 3600}`);
+    await trackWhenReady(strangerPage, 'Shared Link Opened');
+    const [, , shared] = (await h.ingestion.events.waitFor(source, 3)) as [Json, Json, Json];
+    expect(shared.context.providers.crossDomain.id).toMatch(UUID);
+    expect(shared.context.providers.crossDomain.id).not.toBe(id);
+    await stranger.close();
 
     // A link within the site's own domain is left alone.
     await page.goto(h.site.url('/cart'));

@@ -2,7 +2,7 @@
 // down survive a reload and arrive once, with their original messageId and timestamp; the queue is
 // sent when the page goes away (keepalive), never more than 64 KB in flight then; of two tabs of a
 // site only the one holding the queue lease sends.
-import { FAST_TAG_TRANSPORT, recordRequests, tagReady, useTagHarness, waitUntil, type Json } from '../test-support/index.js';
+import { FAST_TAG_TRANSPORT, recordRequests, tagReady, testSource, useTagHarness, waitUntil, type Json } from '../test-support/index.js';
 
 const isBatch = (url: URL) => url.pathname === '/v1/batch';
 
@@ -74,6 +74,24 @@ describe('tag transport', () => {
     const events = await h.ingestion.events.waitFor(source, 4);
     expect(events.map((e) => e.event)).toEqual(['Landed', 'Viewed A', 'Viewed B', 'Viewed C']);
     expect(h.ingestion.requests.slice(seen).filter((r) => r.url === '/v1/batch')).toHaveLength(1);
+  });
+
+  it('drops the events of an origin the Source does not allow after one refused request, with a warning', async () => {
+    const source = { ...testSource(h.site.port), allowedOrigins: [`http://www.shop.test:${h.site.port}`] };
+    h.ingestion.addSources(source);
+    h.site.page('/elsewhere', { tag: { writeKey: source.writeKey }, script: "analytics.track('Refused')" });
+    const page = await h.browser.newPage();
+    const warnings: string[] = [];
+    page.on('console', (message) => {
+      if (message.type() === 'warning') warnings.push(message.text());
+    });
+    const seen = h.ingestion.requests.length;
+    await page.goto(h.site.url('/elsewhere', 'blog.shop.test'));
+    await tagReady(page);
+    await waitUntil(async () => (await page.evaluate('analytics._queue().length')) === 0, 'the refused events dropped from the queue');
+    expect(h.ingestion.requests.slice(seen).filter((r) => r.url === '/v1/batch')).toHaveLength(1);
+    expect(warnings.join('\n')).toContain('403');
+    expect(await h.ingestion.events.of(source)).toEqual([]);
   });
 
   it('releases the queue lease when the page goes away: the next page sends at once', async () => {

@@ -21,7 +21,7 @@ describe('Node SDK settings', () => {
       maxBatchBytes: 512_000,
       maxEventBytes: 32_768,
       maxQueueSize: 10_000,
-      maxRetries: 3,
+      maxRetries: 10,
       retryMinDelayMs: 1000,
       retryMaxDelayMs: 30_000,
       httpRequestTimeout: 10_000,

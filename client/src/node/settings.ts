@@ -44,7 +44,9 @@ export interface AnalyticsSettings {
   maxQueueSize?: number;
   /**
    * Retries of a request after a network error, a timeout, 408, 429 or 5xx (so `maxRetries + 1`
-   * attempts); then its events fail with `SY_CLIENT_RETRIES_EXHAUSTED`. Default 3.
+   * attempts); then its events fail with `SY_CLIENT_RETRIES_EXHAUSTED`. Default 10 (as
+   * analytics-node): with the default delays about 1.5–3 minutes of backoff, enough to ride out an
+   * ingestion restart.
    */
   maxRetries?: number;
   /** Delay before the first retry in ms, doubling per retry, with jitter (half fixed, half random). Default 1000. */
@@ -68,7 +70,7 @@ const NUMERIC_DEFAULTS = {
   maxBatchBytes: 500 * 1024,
   maxEventBytes: 32 * 1024,
   maxQueueSize: 10_000,
-  maxRetries: 3,
+  maxRetries: 10,
   retryMinDelayMs: 1000,
   retryMaxDelayMs: 30_000,
   httpRequestTimeout: 10_000,

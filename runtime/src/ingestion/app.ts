@@ -225,6 +225,16 @@ export function createIngestionApp(options: IngestionOptions): { app: express.Ex
     res.setHeader('Access-Control-Allow-Credentials', 'true');
     res.setHeader('Access-Control-Expose-Headers', 'Retry-After');
   };
+  /**
+   * CORS headers of an answer: full ones for an allowed origin; a refused origin may read its 403
+   * (without credentials), so a browser client sees a final refusal instead of a network error it
+   * would retry.
+   */
+  const answerCors = (res: Response, status: number, origin: string | undefined, allowed: () => boolean) => {
+    if (origin === undefined) return;
+    if (status === 403) res.setHeader('Access-Control-Allow-Origin', origin);
+    else if (allowed()) corsHeaders(res, origin);
+  };
 
   // Preflight: the Source is unknown (no credentials in a preflight), so an origin any Source lists passes.
   const preflight = (route: string) => (req: Request, res: Response) => {
@@ -262,8 +272,8 @@ export function createIngestionApp(options: IngestionOptions): { app: express.Ex
     };
     const reply = (status: number, body: object, headers: Record<string, string> = {}) => {
       res.setHeader('Vary', 'Origin');
-      // Browsers may read the answer when the origin is allowed: by the Source once known, else by any.
-      if (origin !== undefined && status !== 403 && (source ? originAllowed(source, origin) : sources.anyAllows(origin))) corsHeaders(res, origin);
+      // Allowed: by the Source once known, else by any.
+      answerCors(res, status, origin, () => (source ? originAllowed(source, origin!) : sources.anyAllows(origin!)));
       for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
       res.status(status).json(body);
       metrics.requests.inc({ route, status });
@@ -468,7 +478,7 @@ export function createIngestionApp(options: IngestionOptions): { app: express.Ex
     const reply = (status: number, body: object) => {
       res.setHeader('Vary', 'Origin');
       res.setHeader('Cache-Control', 'no-store');
-      if (origin !== undefined && status !== 403 && (source ? originAllowed(source, origin) : sources.anyAllows(origin))) corsHeaders(res, origin);
+      answerCors(res, status, origin, () => (source ? originAllowed(source, origin!) : sources.anyAllows(origin!)));
       res.status(status).json(body);
       metrics.requests.inc({ route, status });
       if (status >= 400) log.info({ route, status, source: source?.id }, 'identity request refused');

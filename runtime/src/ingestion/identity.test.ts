@@ -140,7 +140,9 @@ describe('identity cookie endpoint', () => {
     expect(res.headers).toMatchObject({ 'access-control-allow-origin': origin, 'access-control-allow-credentials': 'true', vary: 'Origin' });
     const denied = await identify({ writeKey: SHOP.writeKey, anonymousId: 'a' }, { origin: 'https://evil.test' });
     expect(denied).toMatchObject({ status: 403, body: { errors: [{ rule: 'origin' }] }, cookie: undefined });
-    expect(denied.headers['access-control-allow-origin']).toBeUndefined();
+    // Readable as a refusal, never with credentials.
+    expect(denied.headers['access-control-allow-origin']).toBe('https://evil.test');
+    expect(denied.headers['access-control-allow-credentials']).toBeUndefined();
 
     const preflight = await request(`${url}/v1/identity`, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' } });
     await preflight.body.dump();

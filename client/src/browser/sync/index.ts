@@ -6,7 +6,7 @@
 import type { CookieJar } from '../cookies.js';
 import { BUILTIN_SYNC_DEFAULTS, type BuiltinSyncConfig, type BuiltinSyncs, type SyncConfig, type TagConfig } from '../../core/config.js';
 import { uuidv4 } from '../../core/uuid.js';
-import { fillPlaceholders, gaClientId, gaSessionId, gclidFromGclAw, hostInDomains, mintFbp, msclkidFromUet, nextFbc, valueAtPath, withUrlParameter } from '../../core/providers.js';
+import { fillPlaceholders, gaClientId, gaSessionId, gclidFromGclAw, hostInDomains, linkerId, linkerValue, mintFbp, msclkidFromUet, nextFbc, valueAtPath, withUrlParameter } from '../../core/providers.js';
 
 /** What the Sync Injector needs from the page. */
 export interface SyncEnvironment {
@@ -179,15 +179,15 @@ const BUILTINS: Array<[keyof BuiltinSyncs, Builtin]> = [
         if (!link || !id || !/^https?:$/.test(link.protocol) || !hostInDomains(link.hostname, domains)) return;
         // Hosts sharing our cookie domain (or this very host) see the id already.
         if (jar.domain ? hostInDomains(link.hostname, [jar.domain]) : link.hostname === env.url().hostname) return;
-        link.href = withUrlParameter(link.href, CROSS_DOMAIN_PARAMETER, id);
+        link.href = withUrlParameter(link.href, CROSS_DOMAIN_PARAMETER, linkerValue(id, env.now()));
       };
       return {
         key: 'crossDomain',
         stored: [CROSS_DOMAIN_COOKIE],
         run() {
           // An id carried from another of the site's domains wins: it is the same visitor.
-          const carried = parameter([CROSS_DOMAIN_PARAMETER]);
-          store(CROSS_DOMAIN_COOKIE, carried && /^[\w-]{8,64}$/.test(carried) ? carried : jar.get(CROSS_DOMAIN_COOKIE) || uuidv4(), days);
+          const carried = linkerId(parameter([CROSS_DOMAIN_PARAMETER]), env.now());
+          store(CROSS_DOMAIN_COOKIE, carried || jar.get(CROSS_DOMAIN_COOKIE) || uuidv4(), days);
           if (domains.length && !decorating) {
             decorating = true;
             // Like Google's linker, links are decorated when used (the id is current, markup is never
