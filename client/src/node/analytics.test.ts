@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Analytics as SegmentAnalytics } from '@segment/analytics-node';
 import { startIngestion, type IngestionSource } from '@switchyard/runtime';
 import { request } from 'undici';
-import { natsFixture } from '../../../runtime/src/test-support/nats.js';
+import { natsFixture, streamMessages } from '../../../runtime/src/test-support/nats.js';
 import { retryDelay } from '../core/backoff.js';
 import type { SegmentEvent } from '../core/event.js';
 import { Analytics, AnalyticsError, AnalyticsErrorCodes, CLIENT_VERSION, type AnalyticsSettings, type DeliveryInfo, type HttpRequestInfo, type RetryInfo } from './index.js';
@@ -109,14 +109,7 @@ describe('Node SDK against the ingestion API', () => {
 
   /** Every event of the events stream, in order. */
   async function stored(): Promise<Json[]> {
-    const name = fx.streams.events.name;
-    const { state } = await fx.jsm.streams.info(name);
-    const out: Json[] = [];
-    for (let seq = state.first_seq; state.messages > 0 && seq <= state.last_seq; seq++) {
-      const m = await fx.jsm.streams.getMessage(name, { seq });
-      if (m) out.push(m.json<Json>());
-    }
-    return out;
+    return (await streamMessages(fx.jsm, fx.streams.events.name)).map((m) => m.json<Json>());
   }
 
   /** An SDK for the test (pinned clock and jitter, a listener on every event), closed after it. */

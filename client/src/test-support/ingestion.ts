@@ -4,7 +4,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { IncomingMessage } from 'node:http';
 import { parseSettings, startIngestion, type IngestionSource } from '@switchyard/runtime';
 import { TagSpec } from '@switchyard/runtime/api';
-import { natsFixture, type NatsFixture } from '../../../runtime/src/test-support/nats.js';
+import { natsFixture, streamMessages, type NatsFixture } from '../../../runtime/src/test-support/nats.js';
 import { OTHER_SITE_DOMAIN, SITE_DOMAIN } from './browser.js';
 
 /** A stored event's JSON. */
@@ -85,12 +85,9 @@ export class EventStreamReader {
 
   /** Every stored event so far, in stream order. */
   async all(): Promise<StoredEvent[]> {
-    const name = this.fx.streams.events.name;
-    const { state } = await this.fx.jsm.streams.info(name);
-    for (let seq = Math.max(this.nextSeq, state.first_seq); state.messages > 0 && seq <= state.last_seq; seq++) {
-      const m = await this.fx.jsm.streams.getMessage(name, { seq }).catch(() => null);
-      if (m) this.seen.push({ seq, subject: m.subject, source: m.header.get('Sy-Source'), msgId: m.header.get('Nats-Msg-Id'), event: m.json<Json>() });
-      this.nextSeq = seq + 1;
+    for (const m of await streamMessages(this.fx.jsm, this.fx.streams.events.name, this.nextSeq)) {
+      this.seen.push({ seq: m.seq, subject: m.subject, source: m.header.get('Sy-Source'), msgId: m.header.get('Nats-Msg-Id'), event: m.json<Json>() });
+      this.nextSeq = m.seq + 1;
     }
     return [...this.seen];
   }

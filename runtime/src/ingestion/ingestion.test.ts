@@ -1,7 +1,7 @@
 // The ingestion API against a real nats-server: HTTP requests in, JetStream messages read back.
 import { deflateSync, gzipSync } from 'node:zlib';
 import { request } from 'undici';
-import { natsFixture } from '../test-support/nats.js';
+import { natsFixture, streamMessages } from '../test-support/nats.js';
 import { eventSubject } from '../nats/subjects.js';
 import { startIngestion, type IngestionSource } from './index.js';
 
@@ -53,14 +53,13 @@ describe('ingestion API', () => {
 
   /** Every message of the events stream, in order. */
   async function stored(): Promise<{ subject: string; msgId: string; source: string; consentMissing: string; event: Json }[]> {
-    const name = fx.streams.events.name;
-    const { state } = await fx.jsm.streams.info(name);
-    const out = [];
-    for (let seq = state.first_seq; state.messages > 0 && seq <= state.last_seq; seq++) {
-      const m = await fx.jsm.streams.getMessage(name, { seq });
-      if (m) out.push({ subject: m.subject, msgId: m.header.get('Nats-Msg-Id'), source: m.header.get('Sy-Source'), consentMissing: m.header.get('Sy-Consent-Missing'), event: m.json<Json>() });
-    }
-    return out;
+    return (await streamMessages(fx.jsm, fx.streams.events.name)).map((m) => ({
+      subject: m.subject,
+      msgId: m.header.get('Nats-Msg-Id'),
+      source: m.header.get('Sy-Source'),
+      consentMissing: m.header.get('Sy-Consent-Missing'),
+      event: m.json<Json>(),
+    }));
   }
 
   it('marks events of a Source whose consent.missing is deny, so the forwarder can apply it', async () => {

@@ -1,7 +1,7 @@
 // The real @segment/analytics-node SDK against the ingestion API: its events are stored, and it
 // neither retries nor resends after a 207 (partly accepted) or a 400 (nothing accepted).
 import { Analytics } from '@segment/analytics-node';
-import { natsFixture } from '../test-support/nats.js';
+import { natsFixture, streamMessages } from '../test-support/nats.js';
 import { startIngestion, type IngestionSource } from './index.js';
 
 const WEB: IngestionSource = {
@@ -28,14 +28,7 @@ describe('@segment/analytics-node against the ingestion API', () => {
   });
 
   async function stored(): Promise<Json[]> {
-    const name = fx.streams.events.name;
-    const { state } = await fx.jsm.streams.info(name);
-    const out: Json[] = [];
-    for (let seq = state.first_seq; state.messages > 0 && seq <= state.last_seq; seq++) {
-      const m = await fx.jsm.streams.getMessage(name, { seq });
-      if (m) out.push(m.json<Json>());
-    }
-    return out;
+    return (await streamMessages(fx.jsm, fx.streams.events.name)).map((m) => m.json<Json>());
   }
 
   function sdk() {

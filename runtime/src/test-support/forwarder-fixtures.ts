@@ -5,6 +5,7 @@ import type { EventType, Integration, IntegrationSpec, Mapping, MappingSpec } fr
 import type { DeadLetter } from '../forward/index.js';
 import { eventSubject, messageDedupId } from '../nats/subjects.js';
 import type { StreamSettings } from '../settings.js';
+import { streamMessages } from './nats.js';
 
 /** A short unique DNS-label-safe suffix, so tests sharing streams never share sources or consumers. */
 export const uid = (): string => randomBytes(3).toString('hex');
@@ -71,12 +72,10 @@ export async function publishEvents(nc: NatsConnection, streams: StreamSettings,
 
 /** Every dead letter stored so far, oldest first, with its headers. */
 export async function readDeadLetters(jsm: JetStreamManager, streams: StreamSettings): Promise<{ subject: string; msgId: string | undefined; reason: string | undefined; letter: DeadLetter }[]> {
-  const info = await jsm.streams.info(streams.deadLetter.name);
-  const out = [];
-  for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
-    const m = await jsm.streams.getMessage(streams.deadLetter.name, { seq });
-    if (!m) continue;
-    out.push({ subject: m.subject, msgId: m.header.get('Nats-Msg-Id') || undefined, reason: m.header.get('Sy-Reason') || undefined, letter: m.json<DeadLetter>() });
-  }
-  return out;
+  return (await streamMessages(jsm, streams.deadLetter.name)).map((m) => ({
+    subject: m.subject,
+    msgId: m.header.get('Nats-Msg-Id') || undefined,
+    reason: m.header.get('Sy-Reason') || undefined,
+    letter: m.json<DeadLetter>(),
+  }));
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { jetstreamManager, type JetStreamManager, type StoredMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { connectNats } from '../nats/connection.js';
 import { ensureStreams } from '../nats/streams.js';
@@ -70,4 +70,18 @@ export function useNatsFixture(): { fx: NatsFixture; cleanups: (() => Promise<un
   });
   afterAll(async () => fx.cleanup?.());
   return { fx, cleanups };
+}
+
+/**
+ * The messages of a stream from sequence `fromSeq` (default its first) to its last, in order; gaps
+ * (deleted messages) are skipped.
+ */
+export async function streamMessages(jsm: JetStreamManager, stream: string, fromSeq = 0): Promise<StoredMsg[]> {
+  const { state } = await jsm.streams.info(stream);
+  const out: StoredMsg[] = [];
+  for (let seq = Math.max(fromSeq, state.first_seq); state.messages > 0 && seq <= state.last_seq; seq++) {
+    const m = await jsm.streams.getMessage(stream, { seq }).catch(() => null);
+    if (m) out.push(m);
+  }
+  return out;
 }
