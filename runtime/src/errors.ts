@@ -23,6 +23,8 @@ export const ErrorCodes = {
   MISSING_REFERENCE: 'SY_MISSING_REFERENCE',
   /** Two Sources given to the ingestion API share a write key (or one has none). */
   WRITE_KEY_CONFLICT: 'SY_WRITE_KEY_CONFLICT',
+  /** The browser tag bundle (`@switchyard/client/tag`) is not built, so the ingestion cannot serve the tag. */
+  TAG_BUNDLE_MISSING: 'SY_TAG_BUNDLE_MISSING',
 } as const;
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 

@@ -16,6 +16,9 @@ export type Targets = Element | ArrayLike<Element> | null | undefined;
 /** An event name or properties for `trackLink`/`trackForm`: a value, or a function of the element. */
 export type PerElement<T> = T | ((element: Element) => T);
 
+/** A listener of `analytics.on(…)`. */
+export type Listener = (...args: unknown[]) => void;
+
 /** The visitor as analytics.js's `analytics.user()` shows it. */
 export interface UserInfo {
   id(): string | null;
@@ -55,6 +58,26 @@ export interface Analytics {
   load(writeKey: string, options?: Partial<TagConfig>): void;
   /** Like `load` (analytics.js has both). */
   initialize(writeKey: string, options?: Partial<TagConfig>): void;
+  /** analytics.js's emitter: after each event call, `track` listeners get `(event, properties, options)`, `page`/`screen` `(category, name, properties, options)`, `identify`/`group` `(id, traits, options)`, `alias` `(userId, previousId, options)`. */
+  on(event: CallType, listener: Listener): Analytics;
+  /** Like `on`, for the next such call only. */
+  once(event: CallType, listener: Listener): Analytics;
+  /** Removes `listener` (every listener of `event` without one). */
+  off(event: CallType, listener?: Listener): Analytics;
+  /** analytics.js: a `page` call with `url` as its property. */
+  pageview(url: string): Promise<SegmentEvent>;
+  /** analytics.js's older name of `trackLink`. */
+  trackClick(links: Targets, event: PerElement<string>, properties?: PerElement<Fields>): Analytics;
+  /** analytics.js's older name of `trackForm`. */
+  trackSubmit(forms: Targets, event: PerElement<string>, properties?: PerElement<Fields>): Analytics;
+  /** Kept so that analytics.js code keeps running: does nothing. */
+  debug(on?: boolean): Analytics;
+  /** Segment's plugin and middleware methods: not supported; they warn on the console and do nothing, so a page calling them keeps working. */
+  addSourceMiddleware(...args: unknown[]): Analytics;
+  addDestinationMiddleware(...args: unknown[]): Analytics;
+  addIntegrationMiddleware(...args: unknown[]): Analytics;
+  register(...args: unknown[]): Analytics;
+  deregister(...args: unknown[]): Analytics;
   /** True once the real object replaced the snippet's stub. */
   initialized: boolean;
   /** The tag's version. */
@@ -113,6 +136,32 @@ export function createAnalytics(served: TagConfig | undefined, apiHost: string):
   let markReady!: () => void;
   const readiness = new Promise<void>((resolve) => (markReady = resolve));
 
+  // analytics.js's emitter: `on('track', (event, properties, options) => …)` and the like.
+  const listeners: Array<[string, Listener, boolean]> = [];
+  const fire = (type: CallType, e: SegmentEvent) => {
+    const args: Record<CallType, unknown[]> = {
+      track: [e.event, e.properties],
+      page: [e.category, e.name, e.properties],
+      screen: [e.category, e.name, e.properties],
+      identify: [e.userId, e.traits],
+      group: [e.groupId, e.traits],
+      alias: [e.userId, e.previousId],
+    };
+    for (const entry of [...listeners]) {
+      if (entry[0] !== type) continue;
+      if (entry[2]) listeners.splice(listeners.indexOf(entry), 1);
+      try {
+        entry[1](...args[type], {});
+      } catch (error) {
+        console.warn('switchyard: listener failed', error);
+      }
+    }
+  };
+  const unsupported = (method: string) => () => {
+    console.warn(`switchyard: analytics.${method} is not supported`);
+    return analytics;
+  };
+
   const later = <T>(consent: boolean, run: (c: Core) => T): Promise<T> =>
     new Promise<T>((resolve, reject) => {
       const go = () => {
@@ -169,6 +218,7 @@ export function createAnalytics(served: TagConfig | undefined, apiHost: string):
       );
       c.queue.add(event);
       callback?.(event);
+      fire(type, event);
       return event;
     });
   };
@@ -207,6 +257,7 @@ export function createAnalytics(served: TagConfig | undefined, apiHost: string):
         now: Date.now,
         identity: () => ({ anonymousId: identity.anonymousId(), userId: identity.userId() }),
         url: () => new URL(location.href),
+        ready: () => identity.ready(),
       }),
     );
     const c: Core = (core = { config, identity, consent, injector, queue, device: deviceContext(), lastConsent: undefined });
@@ -328,6 +379,27 @@ export function createAnalytics(served: TagConfig | undefined, apiHost: string):
       start({ ...config, apiHost: config.apiHost ?? apiHost.replace(/\/+$/, '') });
     },
     initialize: (writeKey, options) => analytics.load(writeKey, options),
+    on(event, listener) {
+      listeners.push([event, listener, false]);
+      return analytics;
+    },
+    once(event, listener) {
+      listeners.push([event, listener, true]);
+      return analytics;
+    },
+    off(event, listener) {
+      for (let i = listeners.length - 1; i >= 0; i--) if (listeners[i]![0] === event && (!listener || listeners[i]![1] === listener)) listeners.splice(i, 1);
+      return analytics;
+    },
+    pageview: (url) => analytics.page({ url }),
+    trackClick: (links, event, properties) => analytics.trackLink(links, event, properties),
+    trackSubmit: (forms, event, properties) => analytics.trackForm(forms, event, properties),
+    debug: () => analytics,
+    addSourceMiddleware: unsupported('addSourceMiddleware'),
+    addDestinationMiddleware: unsupported('addDestinationMiddleware'),
+    addIntegrationMiddleware: unsupported('addIntegrationMiddleware'),
+    register: unsupported('register'),
+    deregister: unsupported('deregister'),
     initialized: true,
     VERSION: LIBRARY.version,
     _queue: () => core?.queue.entries() ?? [],

@@ -234,4 +234,32 @@ describe('Sync Injector', () => {
     const [, , again] = (await h.ingestion.events.waitFor(source, 3)) as [Json, Json, Json];
     expect(again.context.providers.affiliate).toEqual({ id: 'aff-88' });
   });
+
+  it('sends fetch and pixel syncs the anonymousId the server cookie settles on, not a provisional one', async () => {
+    const syncHost = h.site.url('', 'id.shop.test');
+    const source = h.source({
+      tag: {
+        serverCookie: { enabled: true, httpOnly: true },
+        syncs: [
+          { name: 'partner', kind: 'fetch', url: `${syncHost}/sync/returning.json?uid={anonymousId}`, path: 'uid' },
+          { name: 'dsp', kind: 'pixel', url: `${syncHost}/sync/returning.gif?uid={anonymousId}` },
+        ],
+      },
+    });
+    h.site.syncJson('returning', { uid: 'pu-9' });
+    h.site.page('/return', { tag: { writeKey: source.writeKey } });
+    // A returning visitor whose script storage was wiped: only the server's HttpOnly cookie is left.
+    const context = await h.browser.newContext();
+    await context.addCookies([{ name: 'ajs_anonymous_id', value: 'old-visitor-123', domain: '.shop.test', path: '/', httpOnly: true }]);
+    const page = await context.newPage();
+    await page.goto(h.site.url('/return'));
+    await trackWhenReady(page, 'Returned');
+    const [returned] = (await h.ingestion.events.waitFor(source, 1)) as [Json];
+    expect(returned).toMatchObject({ anonymousId: 'old-visitor-123', context: { providers: { partner: { id: 'pu-9' } } } });
+    const calls = h.site.syncRequests.filter((r) => r.path.startsWith('/sync/returning.'));
+    expect(calls.map((r) => [r.path, r.query.uid]).sort()).toEqual([
+      ['/sync/returning.gif', 'old-visitor-123'],
+      ['/sync/returning.json', 'old-visitor-123'],
+    ]);
+  });
 });

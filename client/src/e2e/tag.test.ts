@@ -152,6 +152,43 @@ describe('browser tag', () => {
     expect(cookies.find((c) => c.name === 'ajs_anonymous_id')).toBeUndefined();
   });
 
+  it("keeps analytics.js code running: on/once/off listeners, older method names, and Segment-only methods that only warn", async () => {
+    const source = h.source();
+    h.site.page('/legacy', { tag: { writeKey: source.writeKey } });
+    const page = await h.browser.newPage();
+    const warnings: string[] = [];
+    page.on('console', (message) => {
+      if (message.type() === 'warning') warnings.push(message.text());
+    });
+    await page.goto(h.site.url('/legacy'));
+    await tagReady(page);
+    const seen = await page.evaluate(`(async () => {
+      const seen = [];
+      const onTrack = (event, properties) => seen.push(['track', event, properties]);
+      analytics.on('track', onTrack);
+      analytics.once('page', (category, name) => seen.push(['page', name]));
+      await analytics.track('Viewed', { sku: 'a1' });
+      await analytics.page('Home');
+      await analytics.pageview('/old-style');
+      analytics.off('track', onTrack);
+      await analytics.track('Unheard');
+      analytics.debug(true).addSourceMiddleware(() => {});
+      return seen;
+    })()`);
+    expect(seen).toEqual([
+      ['track', 'Viewed', { sku: 'a1' }],
+      ['page', 'Home'],
+    ]);
+    expect(warnings).toContain('switchyard: analytics.addSourceMiddleware is not supported');
+    const events = (await h.ingestion.events.waitFor(source, 4)) as Json[];
+    expect(events.map((e) => [e.type, e.event ?? e.name ?? e.properties.url])).toEqual([
+      ['track', 'Viewed'],
+      ['page', 'Home'],
+      ['page', '/old-style'],
+      ['track', 'Unheard'],
+    ]);
+  });
+
   it('trackLink lets the link navigate and its event arrives', async () => {
     const source = h.source();
     h.site.page('/catalog', {

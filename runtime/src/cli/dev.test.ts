@@ -143,6 +143,15 @@ describe('switchyard dev', () => {
       const payload = JSON.parse(/ body=(.*)$/.exec(received)![1]!);
       expect(payload).toMatchObject({ event: 'purchase', type: 'track', order: { id: 'demo-1', value: 25, currency: 'USD' } });
       expect(payload.messageId).toMatch(/^sy-/);
+      // Back "from an ad": the Sync Injector's ids and the campaign reach the webhook.
+      await page.click('text=Come back as if from an ad');
+      await page.waitForURL(/fbclid=IwAR-demo/);
+      await page.evaluate('new Promise((resolve) => analytics.ready(resolve))');
+      await page.click('#order');
+      const again = await run.wait(/^receiver ← POST \/webhook .*"gclid":"Cj0KCQ-demo"/);
+      const context = JSON.parse(/ body=(.*)$/.exec(again)![1]!).context;
+      expect(context).toMatchObject({ campaign: { source: 'newsletter', name: 'demo' }, consent: { categoryPreferences: {} } });
+      expect(context.providers.facebookTag.fbc).toMatch(/^fb\.1\.\d+\.IwAR-demo$/);
     } finally {
       await browser.close();
     }

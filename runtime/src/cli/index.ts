@@ -8,6 +8,7 @@ import { registerForward } from './forward.js';
 import { registerIngest } from './ingest.js';
 import { registerMap } from './map.js';
 import { registerReceiver } from './receiver.js';
+import { registerSnippet } from './snippet.js';
 import { registerTest } from './test-command.js';
 import { registerValidate } from './validate.js';
 
@@ -37,6 +38,7 @@ export async function main(argv: string[], io: CliIo = stdio): Promise<number> {
   registerForward(program);
   registerReceiver(program, io.out);
   registerDestinations(program, io.out);
+  registerSnippet(program, io.out);
   registerDeadLetters(program, io.out, io.err);
   process.exitCode = 0;
   try {

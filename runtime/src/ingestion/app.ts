@@ -226,14 +226,12 @@ export function createIngestionApp(options: IngestionOptions): { app: express.Ex
     res.setHeader('Access-Control-Expose-Headers', 'Retry-After');
   };
   /**
-   * CORS headers of an answer: full ones for an allowed origin; a refused origin may read its 403
-   * (without credentials), so a browser client sees a final refusal instead of a network error it
-   * would retry.
+   * CORS headers of an answer: for an allowed origin, and for the 403 of a refused one, so a
+   * browser client sees a final refusal (a fixed error body, nothing stored, no cookie set) instead
+   * of a network error it would retry.
    */
   const answerCors = (res: Response, status: number, origin: string | undefined, allowed: () => boolean) => {
-    if (origin === undefined) return;
-    if (status === 403) res.setHeader('Access-Control-Allow-Origin', origin);
-    else if (allowed()) corsHeaders(res, origin);
+    if (origin !== undefined && (status === 403 || allowed())) corsHeaders(res, origin);
   };
 
   // Preflight: the Source is unknown (no credentials in a preflight), so an origin any Source lists passes.

@@ -7,7 +7,7 @@ import type { BuiltinSyncs, SyncConfig, TagConfig } from '@switchyard/client/cor
 import { TagSpec, tagProblems } from '../api/source.js';
 import { parseSettings } from '../api/validate.js';
 import { parseDuration } from '../duration.js';
-import type { Problem } from '../errors.js';
+import { ErrorCodes, SwitchyardError, type Problem } from '../errors.js';
 import type { IngestionSource } from './sources.js';
 
 /** A Source's tag as the ingestion serves it, worked out once each time the Sources are set. */
@@ -102,13 +102,12 @@ export interface TagAsset {
 }
 
 /** Why the tag cannot be served: the bundle file is not there (not built). */
-export class TagBundleMissingError extends Error {
-  readonly code = 'SY_TAG_BUNDLE_MISSING';
+export class TagBundleMissingError extends SwitchyardError {
   constructor(
     readonly file: string,
     cause: unknown,
   ) {
-    super(`the browser tag bundle ${file} is missing: build it with \`npm run build\` (or \`node client/scripts/build-tag.mjs\`)`, { cause });
+    super(ErrorCodes.TAG_BUNDLE_MISSING, `the browser tag bundle ${file} is missing: build it with \`npm run build\` (or \`node client/scripts/build-tag.mjs\`)`, { cause });
     this.name = 'TagBundleMissingError';
   }
 }

@@ -58,7 +58,12 @@ Integrations.</p>
 export async function startDemoSite(options: { port: number; host?: string; ingestionUrl: string; writeKey: string; source: string }): Promise<{ url: string; server: Server; close(): Promise<void> }> {
   const page = demoPage(options.ingestionUrl, options.writeKey, options.source);
   const server = createServer((req, res) => {
-    if (req.method !== 'GET' || (req.url ?? '/').split('?')[0] !== '/') {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/favicon.ico') {
+      res.writeHead(204).end(); // browsers ask for it; an error in the console would mislead
+      return;
+    }
+    if (req.method !== 'GET' || path !== '/') {
       res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
       return;
     }

@@ -18,6 +18,8 @@ export interface SyncEnvironment {
   identity(): { anonymousId: string; userId?: string | null };
   /** The page URL (`location.href`). */
   url(): URL;
+  /** Settles once the anonymous id is final (the server cookie's answer, when there is one): fetch and pixel syncs send it, so they wait. */
+  ready(): Promise<void>;
 }
 
 /** Whether the visitor's consent permits a category (`undefined`: the sync states none). */
@@ -284,20 +286,31 @@ function configuredSync(context: Context, sync: SyncConfig): Unit {
           }
         },
       );
-    case 'pixel':
+    case 'pixel': {
+      let started: Promise<void> | undefined;
       return unit(() => {
-        if (jar.get(cookieName)) return;
-        new Image().src = url(sync.url);
-        store(cookieName, new Date(env.now()).toISOString(), days);
+        if (started || jar.get(cookieName)) return started;
+        return (started = env.ready().then(() => {
+          started = undefined;
+          if (jar.get(cookieName) || !context.lastAllowed(sync.category)) return;
+          new Image().src = url(sync.url);
+          store(cookieName, new Date(env.now()).toISOString(), days);
+        }));
       });
+    }
     case 'fetch': {
       // Once per page at most: a failure waits for the next page load.
       let started: Promise<void> | undefined;
       return unit(() => {
         if (started || jar.get(cookieName)) return started;
         const abort = new AbortController();
-        const timer = setTimeout(() => abort.abort(), FETCH_TIMEOUT_MS);
-        return (started = fetch(url(sync.url), { credentials: sync.credentials ?? 'include', signal: abort.signal })
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        return (started = env
+          .ready()
+          .then(() => {
+            timer = setTimeout(() => abort.abort(), FETCH_TIMEOUT_MS);
+            return fetch(url(sync.url), { credentials: sync.credentials ?? 'include', signal: abort.signal });
+          })
           .then((response) => (response.ok ? response.json() : Promise.reject(new Error(`HTTP ${response.status}`))))
           .then((body: unknown) => {
             // Consent may have been withdrawn while the request was out.
