@@ -26,7 +26,7 @@ export interface Queue {
  * {@link KEEPALIVE_BYTES} in flight in all); entries stay stored until an answer says they are done,
  * so those whose answer never came are sent again by a later page (the ingestion drops duplicate
  * messageIds). Events wait `flushIntervalMs` for others to join a request, unless `maxEvents` wait;
- * the first flush of a page sends at once what earlier pages left.
+ * what earlier pages left is sent at once.
  * @param gate resolves when sending may start (the identity is settled); not awaited when the page goes away.
  */
 export function createQueue(config: ResolvedTagConfig, store: Store, gate: () => Promise<void>): Queue {
@@ -45,8 +45,8 @@ export function createQueue(config: ResolvedTagConfig, store: Store, gate: () =>
   let calls = 0;
   // Set on pagehide: the visibilitychange that follows must not claim the lease back for a page that is gone.
   let leaving = false;
-  // The first flush this page makes sends at once what earlier pages left (they waited long enough).
-  let first = true;
+  // What earlier pages left is sent at once (it waited long enough), not after a flush interval.
+  const leftovers = new Set(store.keys(prefix));
 
   const read = () => store.keys(prefix).map((key): [string, QueueEntry | undefined] => [key, parseEntry(store.get(key))]);
   const lease = (): Lease | undefined => {
@@ -132,7 +132,8 @@ export function createQueue(config: ResolvedTagConfig, store: Store, gate: () =>
         try {
           await gate();
           while (own()) {
-            const plan = planFlush(read(), Date.now(), transport, writeKey, inFlight, first);
+            const plan = planFlush(read(), Date.now(), transport, writeKey, inFlight, leftovers);
+            for (const [key] of plan.send) leftovers.delete(key);
             for (const key of plan.drop) store.del(key);
             if (!plan.send.length) {
               schedule(plan.next);
@@ -146,7 +147,6 @@ export function createQueue(config: ResolvedTagConfig, store: Store, gate: () =>
             }
           }
         } finally {
-          first = false;
           flushing = undefined;
         }
       })()),

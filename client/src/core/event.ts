@@ -46,8 +46,8 @@ export function buildEvent(type: CallType, call: Partial<SegmentEvent>, options:
   };
 }
 
-/** A Date or date string as ISO 8601; other strings are kept as given (the ingestion checks them). */
+/** A Date or date string as ISO 8601; other values (and invalid Dates, as `Invalid Date`) are kept as text, for the caller or the ingestion to refuse. */
 function toIso(value: unknown): string {
-  if (value instanceof Date) return value.toISOString();
+  if (value instanceof Date && !Number.isNaN(value.getTime())) return value.toISOString();
   return String(value);
 }

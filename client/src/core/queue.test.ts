@@ -43,6 +43,10 @@ describe('planFlush', () => {
     expect(ids(planFlush(waiting, NOW, LIMITS, 'wk', new Set(), true))).toEqual(['w1', 'w2']);
     expect(ids(planFlush([...waiting, entry('due')], NOW, LIMITS, 'wk'))).toEqual(['due', 'w1', 'w2']);
     expect(ids(planFlush([...waiting, entry('w3', { t: NOW + 950 })], NOW, LIMITS, 'wk'))).toEqual(['w1', 'w2', 'w3']);
+    // Entries named eager (left by earlier pages) go at once, and the others waiting join them.
+    const left = entry('left', { t: NOW + 700 });
+    expect(ids(planFlush([left, ...waiting], NOW, LIMITS, 'wk', new Set(), new Set([left[0]])))).toEqual(['left', 'w1', 'w2']);
+    expect(ids(planFlush(waiting, NOW, LIMITS, 'wk', new Set(), new Set([left[0]])))).toEqual([]);
     // An entry waiting for its retry keeps its time, even when the page is going away.
     const retrying = entry('retry', { n: 1, t: NOW + 100 });
     expect(ids(planFlush([retrying, entry('due')], NOW, LIMITS, 'wk', new Set(), true))).toEqual(['due']);

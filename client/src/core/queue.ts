@@ -62,11 +62,12 @@ export function parseEntry(text: string | null): QueueEntry | undefined {
  * many as {@link batchCount} allows with an envelope of {@link ENVELOPE_BYTES} + `writeKey` bytes.
  * New entries (never attempted) wait until their `t` (the flush interval) for others to join, but
  * go at once with a request that is going anyway, when `maxEvents` of them wait, or when `eager`
- * (the page is going away); entries waiting for a retry always keep their time.
+ * says so: `true` for all (the page is going away), or a set of keys (entries earlier pages left,
+ * which waited long enough); entries waiting for a retry always keep their time.
  * @param entries key → parsed entry (undefined: unreadable, dropped).
  * @param skip keys already in flight.
  */
-export function planFlush(entries: ReadonlyArray<[string, QueueEntry | undefined]>, now: number, limits: FlushLimits, writeKey: string, skip: ReadonlySet<string> = new Set(), eager = false): FlushPlan {
+export function planFlush(entries: ReadonlyArray<[string, QueueEntry | undefined]>, now: number, limits: FlushLimits, writeKey: string, skip: ReadonlySet<string> = new Set(), eager: boolean | ReadonlySet<string> = false): FlushPlan {
   const drop: string[] = [];
   const due: Array<[string, QueueEntry, number]> = [];
   const fresh: Array<[string, QueueEntry, number]> = [];
@@ -80,11 +81,11 @@ export function planFlush(entries: ReadonlyArray<[string, QueueEntry | undefined
     const item: [string, QueueEntry, number] = [key, entry, Number.isNaN(at) ? 0 : at];
     if (entry.n >= limits.maxAttempts || now - at > limits.maxAgeMs) drop.push(key);
     else if (skip.has(key)) continue;
-    else if (entry.t <= now) due.push(item);
+    else if (entry.t <= now || (entry.n === 0 && eager !== true && eager !== false && eager.has(key))) due.push(item);
     else if (entry.n === 0) fresh.push(item);
     else next = Math.min(next ?? entry.t, entry.t);
   }
-  if (eager || due.length > 0 || fresh.length >= limits.maxEvents) due.push(...fresh);
+  if (eager === true || due.length > 0 || fresh.length >= limits.maxEvents) due.push(...fresh);
   else for (const [, entry] of fresh) next = Math.min(next ?? entry.t, entry.t);
   due.sort((a, b) => a[2] - b[2] || (a[1].s ?? 0) - (b[1].s ?? 0));
   const count = batchCount(

@@ -424,7 +424,7 @@ describe('Node SDK against the ingestion API', () => {
     expect(proxy.requests).toHaveLength(2);
   });
 
-  it('refuses at the call, without sending, events too large, without identity or name, or not serialisable', async () => {
+  it('refuses at the call, without sending, events too large, without identity or name, not serialisable, or with an invalid Date', async () => {
     const { analytics, requests, errors } = sdk({ maxEventBytes: 1024 });
     const circular: Json = {};
     circular.self = circular;
@@ -436,9 +436,11 @@ describe('Node SDK against the ingestion API', () => {
       new Promise<AnalyticsError | undefined>((resolve) => analytics.group({ userId: 'u' } as never, (e) => resolve(e))).then((error) => ({ error })),
       new Promise<AnalyticsError | undefined>((resolve) => analytics.alias({ userId: 'u' } as never, (e) => resolve(e))).then((error) => ({ error })),
       track(analytics, { userId: 'u', event: 'Numbered', messageId: 5 }),
+      track(analytics, { userId: 'u', event: 'Bad Date', timestamp: new Date('not a date') }),
     ]);
     expect(outcomes.map((o) => o.error?.code)).toEqual([
       AnalyticsErrorCodes.EVENT_TOO_LARGE,
+      AnalyticsErrorCodes.INVALID_EVENT,
       AnalyticsErrorCodes.INVALID_EVENT,
       AnalyticsErrorCodes.INVALID_EVENT,
       AnalyticsErrorCodes.INVALID_EVENT,
@@ -454,8 +456,9 @@ describe('Node SDK against the ingestion API', () => {
       expect.stringMatching(/group needs a groupId/),
       expect.stringMatching(/alias needs a previousId/),
       expect.stringMatching(/messageId must be a non-empty string/),
+      expect.stringMatching(/timestamp is an invalid Date/),
     ]);
-    expect(errors).toHaveLength(7);
+    expect(errors).toHaveLength(8);
     expect(await analytics.flush()).toEqual({ undelivered: [] });
     expect(requests).toHaveLength(0);
   });

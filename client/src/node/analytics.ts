@@ -374,6 +374,8 @@ export class Analytics extends EventEmitter<AnalyticsEvents> {
     if (this.closed) return refuse(AnalyticsErrorCodes.CLOSED, `${type} called after closeAndFlush(): event ${event.messageId} not sent`);
     const missing = missingField(type, call);
     if (missing) return refuse(AnalyticsErrorCodes.INVALID_EVENT, `${missing}: event ${event.messageId} not sent`);
+    // An invalid Date cannot be written as a date at all; a date string is the ingestion's to judge (a 207 names it).
+    if (call.timestamp instanceof Date && Number.isNaN(call.timestamp.getTime())) return refuse(AnalyticsErrorCodes.INVALID_EVENT, `${type} timestamp is an invalid Date: event ${event.messageId} not sent`);
     let json: string;
     try {
       json = JSON.stringify(event);

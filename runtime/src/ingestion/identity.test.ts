@@ -1,7 +1,6 @@
 // POST /v1/identity: the anonymousId cookie set by the ingestion (spec.tag.serverCookie), over real
 // HTTP against a real nats-server; and the credentials the tracking routes' CORS answers allow.
-import { parseSetCookie } from 'cookie';
-import { request } from 'undici';
+import { getSetCookies, request } from 'undici';
 import { TagSpec } from '../api/source.js';
 import { parseSettings } from '../api/validate.js';
 import { useNatsFixture } from '../test-support/nats.js';
@@ -46,7 +45,7 @@ describe('identity cookie endpoint', () => {
       status: res.statusCode,
       headers: res.headers,
       body: (text ? JSON.parse(text) : undefined) as Json,
-      cookie: typeof setCookie === 'string' ? parseSetCookie(setCookie) : undefined,
+      cookie: typeof setCookie === 'string' ? getSetCookies(new Headers({ 'set-cookie': setCookie }))[0] : undefined,
     };
   }
 
@@ -78,7 +77,7 @@ describe('identity cookie endpoint', () => {
     expect((await identify({ writeKey: httpOnly.writeKey })).cookie).toMatchObject({ httpOnly: true, maxAge: 30 * 86400 });
     expect((await identify({ writeKey: SHOP.writeKey })).headers['set-cookie']).not.toMatch(/HttpOnly|Secure/);
     expect((await identify({ writeKey: SHOP.writeKey }, { 'x-forwarded-proto': 'https' })).cookie).toMatchObject({ secure: true });
-    expect((await identify({ writeKey: none.writeKey })).cookie).toMatchObject({ sameSite: 'none', secure: true });
+    expect((await identify({ writeKey: none.writeKey })).cookie).toMatchObject({ sameSite: 'None', secure: true });
   });
 
   it('believes X-Forwarded-Proto only from a trusted proxy', async () => {

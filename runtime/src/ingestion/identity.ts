@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { isIP } from 'node:net';
-import { parseCookie, stringifySetCookie } from 'cookie';
+import { parse as parseCookie, serialize as serializeCookie } from 'cookie';
 import { getDomain } from 'tldts';
 import type { TagSpec } from '../api/source.js';
 
@@ -71,9 +71,7 @@ export interface IdentityCookieRequest {
  */
 export function identityCookie(id: string, tag: TagSpec, request: IdentityCookieRequest): string {
   const sameSite = tag.cookie.sameSite.toLowerCase() as 'lax' | 'strict' | 'none';
-  return stringifySetCookie({
-    name: tag.cookie.anonymousIdName,
-    value: id,
+  return serializeCookie(tag.cookie.anonymousIdName, id, {
     domain: identityCookieDomain(request.hostname, tag.cookie.domain),
     path: '/',
     maxAge: tag.serverCookie.maxAgeDays * 86_400,
