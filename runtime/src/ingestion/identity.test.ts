@@ -1,6 +1,6 @@
 // POST /v1/identity: the anonymousId cookie set by the ingestion (spec.tag.serverCookie), over real
 // HTTP against a real nats-server; and the credentials the tracking routes' CORS answers allow.
-import { getSetCookies, request } from 'undici';
+import { getSetCookies, Headers, request } from 'undici';
 import { TagSpec } from '../api/source.js';
 import { parseSettings } from '../api/validate.js';
 import { useNatsFixture } from '../test-support/nats.js';
