@@ -16,6 +16,7 @@ import { connect } from '@nats-io/transport-node';
 import { Analytics, ANALYTICS_DEFAULTS, type Callback } from '@switchyard/client';
 import { Pool } from 'undici';
 import { freePort, startNatsServer } from '../local/nats-server.js';
+import { cpuSeconds, peakRssMb, percentile, waitForHttp } from './proc.js';
 
 const SDK_EVENTS = Number(process.env.BENCH_SDK_EVENTS ?? 100_000);
 const FLUSH_AT = 100;
@@ -24,15 +25,8 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const WRITE_KEY = 'wk_bench_0000000001';
 const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/switchyard.js');
 
-/** Peak RSS (VmHWM) in MB and CPU seconds (utime + stime, USER_HZ 100) of a process, from /proc. */
-const peakRssMb = (pid: number) => Number((Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024).toFixed(1));
-const cpuSeconds = (pid: number) => {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
-};
 const ownCpuSeconds = () => (process.cpuUsage().user + process.cpuUsage().system) / 1e6;
 const round2 = (n: number) => Number(n.toFixed(2));
-const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 
 const tmp = await mkdtemp(path.join(os.tmpdir(), 'switchyard-bench-'));
 const nats = await startNatsServer();
@@ -46,11 +40,7 @@ try {
   const port = await freePort();
   const host = `http://127.0.0.1:${port}`;
   ingest = spawn(process.execPath, [cli, 'ingest', '--sources', sourcesFile, '--settings', settingsFile, '--port', String(port), '--host', '127.0.0.1'], { env: { ...process.env, LOG_LEVEL: 'warn' }, stdio: 'inherit' });
-  for (let i = 0; ; i++) {
-    if (ingest.exitCode !== null || i === 200) throw new Error(`switchyard ingest not ready (exit code ${ingest.exitCode})`);
-    if (await fetch(`${host}/readyz`).then((r) => r.ok, () => false)) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitForHttp(`${host}/readyz`, ingest);
 
   // 1. Node SDK → ingestion. The SDK refuses calls beyond maxQueueSize (10000) held events, so the
   // loop waits for callbacks when that many (less one batch, still counted in flight) are unsettled.
@@ -132,7 +122,7 @@ try {
       storedInStream: stored,
       allStored: stored === SDK_EVENTS && failed === 0 && undelivered.length === 0,
       cpuSeconds: { sdkProcess: round2(sdkCpu), ingest: round2(ingestCpu), natsServer: round2(natsCpu) },
-      peakRssMb: { sdkProcess: Number(sdkRss.toFixed(1)), ingest: peakRssMb(ingest.pid!), natsServer: peakRssMb(nats.process.pid!) },
+      peakRssMb: { sdkProcess: Number(sdkRss.toFixed(1)), ingest: Number(peakRssMb(ingest.pid!).toFixed(1)), natsServer: Number(peakRssMb(nats.process.pid!).toFixed(1)) },
     },
     tag: {
       requests: TAG_REQUESTS,
