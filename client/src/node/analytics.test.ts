@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Analytics as SegmentAnalytics } from '@segment/analytics-node';
 import { startIngestion, type IngestionSource } from '@switchyard/runtime';
 import { request } from 'undici';
+import { eventually } from '../../../runtime/src/test-support/http-receiver.js';
 import { natsFixture, streamMessages } from '../../../runtime/src/test-support/nats.js';
 import { retryDelay } from '../core/backoff.js';
 import type { SegmentEvent } from '../core/event.js';
@@ -30,8 +31,8 @@ const SOURCE: IngestionSource = {
 
 type Json = Record<string, any>;
 
-/** What a proxy does with one request: answer with `status`, never answer, or pass it to the ingestion. */
-type Behaviour = { status: number; headers?: Record<string, string>; body?: string } | 'hang' | 'forward';
+/** What a proxy does with one request: answer with `status`, never answer, pass it to the ingestion, or pass it once `release` resolved. */
+type Behaviour = { status: number; headers?: Record<string, string>; body?: string } | 'hang' | 'forward' | { release: Promise<void> };
 
 /**
  * A loopback HTTP server in front of the ingestion: the n-th request gets `script[n]` (then
@@ -46,7 +47,8 @@ async function startProxy(target: string, script: Behaviour[], otherwise: Behavi
     requests.push({ body, headers: req.headers });
     const behaviour = script[requests.length - 1] ?? otherwise;
     if (behaviour === 'hang') return;
-    if (behaviour === 'forward') {
+    if (typeof behaviour === 'object' && 'release' in behaviour) await behaviour.release;
+    if (behaviour === 'forward' || 'release' in behaviour) {
       const answer = await request(`${target}${req.url}`, { method: 'POST', headers: { authorization: req.headers.authorization!, 'content-type': req.headers['content-type']! }, body });
       res.writeHead(answer.statusCode, { 'content-type': 'application/json' });
       res.end(await answer.body.text());
@@ -245,6 +247,23 @@ describe('Node SDK against the ingestion API', () => {
     expect(errors).toEqual([late.error]);
     expect(await analytics.flush()).toEqual({ undelivered: [] });
     expect(bodies()).toHaveLength(3);
+  });
+
+  it('keeps up to maxInFlight requests in flight at once, and no more; each event is stored once', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const proxy = await startProxy(ingestion.url, [{ release: held }, { release: held }, { release: held }]);
+    cleanups.push(proxy.close);
+    const { analytics, requests } = sdk({ host: proxy.url, flushAt: 2, maxInFlight: 3 });
+    const calls = Array.from({ length: 10 }, (_, i) => track(analytics, { userId: 'u', event: `E${i}`, messageId: `m-${i}` }));
+    await eventually(() => proxy.requests.length === 3, 10_000, 'three requests at the proxy');
+    // None of the three is answered yet: a fourth request would break the limit.
+    expect(requests).toHaveLength(3);
+    release();
+    const outcomes = await Promise.all(calls);
+    expect(outcomes.map((o) => o.error)).toEqual(Array(10).fill(undefined));
+    expect(proxy.requests).toHaveLength(5);
+    expect((await stored()).map((e) => e.messageId).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `m-${i}`).sort());
   });
 
   it('retries while the ingestion is down and delivers once it listens, with the same messageId and timestamp', async () => {

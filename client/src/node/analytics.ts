@@ -225,9 +225,9 @@ async function readAnswer(body: AsyncIterable<Buffer> & { destroy(): void }): Pr
  *
  * - A request is sent when `flushAt` events are queued, when the queued events fill
  *   `maxBatchBytes`, `flushInterval` ms after the oldest queued event, or on `flush()`.
- * - At most one request is in flight: events reach the ingestion in call order, a slow or failing
- *   ingestion holds the queue back (bounded by `maxQueueSize`) rather than receiving parallel
- *   retries, and one connection is kept alive.
+ * - At most `maxInFlight` requests are in flight (default 1: events reach the ingestion in call
+ *   order, a slow or failing ingestion holds the queue back, bounded by `maxQueueSize`, rather than
+ *   receiving parallel retries); one kept-alive connection per request in flight.
  * - Network errors, timeouts, 408, 429 and 5xx are retried up to `maxRetries` times with
  *   exponential backoff and jitter, or after the server's `Retry-After`; the resent body keeps
  *   every event's messageId and timestamp (`sentAt` is the time of each attempt), so the ingestion
@@ -243,7 +243,9 @@ export class Analytics extends EventEmitter<AnalyticsEvents> {
   private readonly abandon = new AbortController();
   private readonly queue: Held[] = [];
   private queuedBytes = 0;
-  private inFlight: Held[] | undefined;
+  /** Batches sent and not settled yet (at most `maxInFlight`). */
+  private readonly inFlight = new Set<Held[]>();
+  private inFlightEvents = 0;
   private lastSeq = 0;
   /** Events up to this seq are sent without waiting for flushAt / flushInterval. */
   private flushThrough = 0;
@@ -266,7 +268,7 @@ export class Analytics extends EventEmitter<AnalyticsEvents> {
     };
     if (!this.settings.disable) {
       const timeout = this.settings.httpRequestTimeout;
-      this.agent = new Agent({ connections: 1, headersTimeout: timeout, bodyTimeout: timeout, connect: { timeout } });
+      this.agent = new Agent({ connections: this.settings.maxInFlight, headersTimeout: timeout, bodyTimeout: timeout, connect: { timeout } });
     }
   }
 
@@ -339,8 +341,9 @@ export class Analytics extends EventEmitter<AnalyticsEvents> {
       this.clearTimer();
       if (first === 'timeout') {
         this.abandon.abort(new Error(`closeAndFlush timed out after ${timeout} ms`));
-        const left = [...(this.inFlight ?? []), ...this.queue];
-        this.inFlight = undefined;
+        const left = [...[...this.inFlight].flat(), ...this.queue];
+        this.inFlight.clear();
+        this.inFlightEvents = 0;
         this.queue.length = 0;
         this.queuedBytes = 0;
         this.fail(left, (events) => new AnalyticsError(AnalyticsErrorCodes.CLOSE_TIMEOUT, `${events.length} events not delivered within the closeAndFlush timeout of ${timeout} ms`, { events, cause: this.abandon.signal.reason }));
@@ -390,7 +393,7 @@ export class Analytics extends EventEmitter<AnalyticsEvents> {
       process.nextTick(() => this.invoke(callback, undefined, event));
       return;
     }
-    const held = this.queue.length + (this.inFlight?.length ?? 0);
+    const held = this.queue.length + this.inFlightEvents;
     if (held >= this.settings.maxQueueSize) {
       return refuse(AnalyticsErrorCodes.QUEUE_FULL, `${held} events are waiting to be sent (maxQueueSize ${this.settings.maxQueueSize}): ${type} event ${event.messageId} not queued`);
     }
@@ -418,7 +421,7 @@ export class Analytics extends EventEmitter<AnalyticsEvents> {
       }, this.settings.flushInterval).unref();
       return;
     }
-    if (this.inFlight) return;
+    if (this.inFlight.size >= this.settings.maxInFlight) return;
     const count = batchCount(
       this.queue.slice(0, flushAt).map((h) => h.bytes),
       { maxEvents: flushAt, maxBytes: maxBatchBytes },
@@ -426,12 +429,15 @@ export class Analytics extends EventEmitter<AnalyticsEvents> {
     const batch = this.queue.splice(0, count);
     for (const h of batch) this.queuedBytes -= h.bytes;
     if (this.queue.length === 0) this.clearTimer();
-    this.inFlight = batch;
+    this.inFlight.add(batch);
+    this.inFlightEvents += batch.length;
     void this.send(batch).finally(() => {
-      if (this.inFlight === batch) this.inFlight = undefined;
+      if (this.inFlight.delete(batch)) this.inFlightEvents -= batch.length;
       this.resolveWaiters();
       this.pump();
     });
+    // Room for another request: start it if one is due.
+    this.pump();
   }
 
   /** Sends one batch until it is settled: delivered, refused, retries exhausted or abandoned. Never rejects. */
@@ -564,8 +570,9 @@ export class Analytics extends EventEmitter<AnalyticsEvents> {
 
   /** Every event up to this seq is settled. */
   private settledThrough(): number {
-    const oldest = this.inFlight?.find((h) => !h.settled) ?? this.queue[0];
-    return oldest ? oldest.seq - 1 : this.lastSeq;
+    let oldest = this.queue[0]?.seq ?? Infinity;
+    for (const batch of this.inFlight) oldest = Math.min(oldest, batch.find((h) => !h.settled)?.seq ?? Infinity);
+    return oldest === Infinity ? this.lastSeq : oldest - 1;
   }
 
   private resolveWaiters(): void {

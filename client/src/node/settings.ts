@@ -40,6 +40,12 @@ export interface AnalyticsSettings {
    * `spec.limits.maxEventBytes`). At most `maxBatchBytes` minus the envelope (64 bytes).
    */
   maxEventBytes?: number;
+  /**
+   * Requests in flight at once. Default 1: events reach the ingestion in call order, and a failing
+   * ingestion gets one request's retries. More raise throughput (one request waits a round trip),
+   * but then requests, and their retries, may overtake one another.
+   */
+  maxInFlight?: number;
   /** Events held in memory at most, queued or in flight; a call beyond it is refused (`SY_CLIENT_QUEUE_FULL`). Default 10000. */
   maxQueueSize?: number;
   /**
@@ -69,6 +75,7 @@ const NUMERIC_DEFAULTS = {
   flushInterval: 10_000,
   maxBatchBytes: 500 * 1024,
   maxEventBytes: 32 * 1024,
+  maxInFlight: 1,
   maxQueueSize: 10_000,
   maxRetries: 10,
   retryMinDelayMs: 1000,
@@ -91,6 +98,7 @@ const NUMERIC_BOUNDS: Record<keyof typeof NUMERIC_DEFAULTS, { min: number; max: 
   flushInterval: { min: 1, max: 24 * 3600 * 1000 },
   maxBatchBytes: { min: 1024, max: 64 * 1024 * 1024 },
   maxEventBytes: { min: 256, max: 64 * 1024 * 1024 },
+  maxInFlight: { min: 1, max: 64 },
   maxQueueSize: { min: 1, max: 10_000_000 },
   maxRetries: { min: 0, max: 1000 },
   retryMinDelayMs: { min: 0, max: 24 * 3600 * 1000 },

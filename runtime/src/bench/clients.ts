@@ -20,6 +20,8 @@ import { cpuSeconds, peakRssMb, percentile, waitForHttp } from './proc.js';
 
 const SDK_EVENTS = Number(process.env.BENCH_SDK_EVENTS ?? 100_000);
 const FLUSH_AT = 100;
+// The SDK's maxInFlight (default 1: call order kept).
+const IN_FLIGHT = Number(process.env.BENCH_SDK_IN_FLIGHT ?? 1);
 const TAG_REQUESTS = Number(process.env.BENCH_TAG_REQUESTS ?? 20_000);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const WRITE_KEY = 'wk_bench_0000000001';
@@ -47,7 +49,7 @@ try {
   const ingestCpu0 = cpuSeconds(ingest.pid!);
   const natsCpu0 = cpuSeconds(nats.process.pid!);
   const ownCpu0 = ownCpuSeconds();
-  const analytics = new Analytics({ writeKey: WRITE_KEY, host, flushAt: FLUSH_AT });
+  const analytics = new Analytics({ writeKey: WRITE_KEY, host, flushAt: FLUSH_AT, maxInFlight: IN_FLIGHT });
   let settled = 0;
   let failed = 0;
   let wake: (() => void) | undefined;
@@ -115,6 +117,7 @@ try {
     sdk: {
       events: SDK_EVENTS,
       flushAt: FLUSH_AT,
+      maxInFlight: IN_FLIGHT,
       eventsPerSecond: Math.round(SDK_EVENTS / sdkSeconds),
       seconds: round2(sdkSeconds),
       failedCallbacks: failed,
