@@ -23,10 +23,11 @@ export function retryDelay(attempt: number, delays: RetryDelays, random: () => n
  * from `nowMs`. Returns undefined when absent or unreadable; never negative.
  */
 export function retryAfterMs(header: string | null | undefined, nowMs: number): number | undefined {
-  if (!header) return undefined;
-  const trimmed = header.trim();
-  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
-  const at = Date.parse(trimmed);
+  const text = header?.trim();
+  if (!text) return undefined;
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  if (!/[A-Za-z]/.test(text)) return undefined; // neither seconds nor an HTTP date (e.g. "1.5", "-3"), which Date.parse would still read
+  const at = Date.parse(text);
   return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
 }
 

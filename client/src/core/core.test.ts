@@ -23,6 +23,11 @@ describe('retryAfterMs', () => {
     expect(retryAfterMs('soon', now)).toBeUndefined();
     expect(retryAfterMs(null, now)).toBeUndefined();
   });
+
+  it('refuses numbers that are not delay-seconds, which Date.parse would read as dates', () => {
+    expect(retryAfterMs('1.5', now)).toBeUndefined();
+    expect(retryAfterMs('-3', now)).toBeUndefined();
+  });
 });
 
 describe('isRetryableStatus', () => {

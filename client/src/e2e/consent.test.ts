@@ -3,7 +3,8 @@
 // attached) while context.consent.categoryPreferences travels on every event; opting in later runs
 // them; an opt-out deletes the ids we stored; with consent.missing deny nothing runs until opt-in.
 import type { BrowserContext } from 'playwright-core';
-import { useTagHarness, waitUntil, type Json } from '../test-support/index.js';
+import { useTagHarness, type Json } from '../test-support/index.js';
+import { eventually } from '../../../runtime/src/test-support/http-receiver.js';
 
 const ONETRUST = { cookie: { name: 'OptanonConsent', format: 'onetrust', categories: { C0002: 'Analytics', C0004: 'Advertising' } } } as const;
 const AD_PROVIDERS = ['facebookTag', 'googleGtag', 'tiktok', 'microsoft', 'pinterest', 'snapchat'];
@@ -41,7 +42,7 @@ describe('consent', () => {
     expect(JSON.parse(decodeURIComponent((await context.cookies()).find((c) => c.name === 'sy_consent')!.value))).toEqual({ Advertising: false });
 
     await page.evaluate('analytics.setConsent({ Advertising: true })');
-    await waitUntil(async () => (await cookieNames(context)).includes('_fbp'), 'the Meta sync minting _fbp after the opt-in');
+    await eventually(async () => (await cookieNames(context)).includes('_fbp'), 10_000, 'the Meta sync minting _fbp after the opt-in');
     await page.evaluate("analytics.track('Opted In')");
     const [, optedIn] = (await h.ingestion.events.waitFor(source, 2)) as [Json, Json];
     expect(optedIn.context.consent).toEqual({ categoryPreferences: { Advertising: true } });
@@ -69,7 +70,7 @@ describe('consent', () => {
     await page.evaluate("analytics.track('Banner Accepted')");
     const [, accepted] = (await h.ingestion.events.waitFor(source, 2)) as [Json, Json];
     expect(accepted.context.consent).toEqual({ categoryPreferences: { C0001: true, Analytics: true, Advertising: true } });
-    await waitUntil(async () => (await cookieNames(context)).includes('_fbp'), 'the Meta sync minting _fbp after the banner accepted');
+    await eventually(async () => (await cookieNames(context)).includes('_fbp'), 10_000, 'the Meta sync minting _fbp after the banner accepted');
     await page.evaluate("analytics.track('Shopping')");
     const [, , shopping] = (await h.ingestion.events.waitFor(source, 3)) as [Json, Json, Json];
     expect(shopping.context.providers).toMatchObject({ facebookTag: { fbp: expect.any(String), fbc: expect.stringMatching(/\.IwAR2xyz$/) }, tiktok: { ttclid: 'E.C.P.ttc1' } });
@@ -86,7 +87,7 @@ describe('consent', () => {
     expect(await cookieNames(context)).toEqual(expect.arrayContaining(['sy_googleGtag_gclid', 'sy_tiktok_ttclid', '_fbp', '_fbc']));
 
     await page.evaluate('analytics.setConsent({ Advertising: false })');
-    await waitUntil(async () => !(await cookieNames(context)).some((n) => /^sy_(googleGtag|tiktok)_/.test(n)), 'our ad click id cookies deleted');
+    await eventually(async () => !(await cookieNames(context)).some((n) => /^sy_(googleGtag|tiktok)_/.test(n)), 10_000, 'our ad click id cookies deleted');
     await page.evaluate("analytics.track('Opted Out')");
     const [, optedOut] = (await h.ingestion.events.waitFor(source, 2)) as [Json, Json];
     for (const key of AD_PROVIDERS) expect(optedOut.context.providers?.[key]).toBeUndefined();
@@ -108,7 +109,7 @@ describe('consent', () => {
     expect(names.filter((n) => /^sy_(googleGtag|tiktok)_/.test(n))).toEqual([]);
 
     await page.evaluate('analytics.setConsent({ Advertising: true })');
-    await waitUntil(async () => (await cookieNames(context)).includes('_fbp'), 'the Meta sync minting _fbp after the opt-in');
+    await eventually(async () => (await cookieNames(context)).includes('_fbp'), 10_000, 'the Meta sync minting _fbp after the opt-in');
     await page.evaluate("analytics.track('Opted In')");
     const [, optedIn] = (await h.ingestion.events.waitFor(source, 2)) as [Json, Json];
     expect(optedIn.context.providers).toMatchObject({ facebookTag: { fbp: expect.any(String) }, googleGtag: { data: { gclid: 'Cj0KCQiA1' } } });

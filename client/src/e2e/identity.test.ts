@@ -3,7 +3,8 @@
 // two wins, analytics.js classic JSON-quoted values, identify's `ajs_user_id`, reset(), and the
 // anonymousId cookie the ingestion sets itself (HttpOnly) that outlives cleared script storage.
 import type { Cookie, Page } from 'playwright-core';
-import { tagReady, useTagHarness, waitUntil, type Json } from '../test-support/index.js';
+import { tagReady, useTagHarness, type Json } from '../test-support/index.js';
+import { eventually } from '../../../runtime/src/test-support/http-receiver.js';
 
 const DAY_S = 24 * 3600;
 
@@ -166,7 +167,7 @@ describe('visitor identity', () => {
     const [, after] = (await h.ingestion.events.waitFor(source, 2)) as [Json, Json];
     expect(after.event).toBe('After Reset');
     expect(after.anonymousId).not.toBe(before.anonymousId);
-    await waitUntil(async () => (await context.cookies()).some((c) => c.name === 'ajs_anonymous_id' && c.value === after.anonymousId), 'the server cookie holding the new id');
+    await eventually(async () => (await context.cookies()).some((c) => c.name === 'ajs_anonymous_id' && c.value === after.anonymousId), 10_000, 'the server cookie holding the new id');
     await page.goto(h.site.url('/bye'));
     const [, , next] = (await h.ingestion.events.waitFor(source, 3)) as [Json, Json, Json];
     expect(next).toMatchObject({ event: 'Next Page', anonymousId: after.anonymousId });

@@ -2,7 +2,8 @@
 // down survive a reload and arrive once, with their original messageId and timestamp; the queue is
 // sent when the page goes away (keepalive), never more than 64 KB in flight then; of two tabs of a
 // site only the one holding the queue lease sends.
-import { FAST_TAG_TRANSPORT, recordRequests, tagReady, testSource, useTagHarness, waitUntil, type Json } from '../test-support/index.js';
+import { FAST_TAG_TRANSPORT, recordRequests, tagReady, testSource, useTagHarness, type Json } from '../test-support/index.js';
+import { eventually } from '../../../runtime/src/test-support/http-receiver.js';
 
 const isBatch = (url: URL) => url.pathname === '/v1/batch';
 
@@ -27,11 +28,11 @@ describe('tag transport', () => {
     await h.ingestion.stop();
     const tracked = (await page.evaluate(`Promise.all(['Down 1', 'Down 2', 'Down 3'].map((name) => analytics.track(name)))
       .then((events) => events.map(({ event, messageId, timestamp }) => ({ event, messageId, timestamp })))`)) as Json[];
-    await waitUntil(() => failed.length > 0, 'a failed attempt before the reload');
+    await eventually(() => failed.length > 0, 10_000, 'a failed attempt before the reload');
     await page.reload();
     await tagReady(page);
     const failedBeforeReload = failed.length;
-    await waitUntil(() => failed.length > failedBeforeReload, 'the reloaded page retrying');
+    await eventually(() => failed.length > failedBeforeReload, 10_000, 'the reloaded page retrying');
     await h.ingestion.restart();
 
     // Retries are due at jittered times: the order among them is not kept.
@@ -88,7 +89,7 @@ describe('tag transport', () => {
     const seen = h.ingestion.requests.length;
     await page.goto(h.site.url('/elsewhere', 'blog.shop.test'));
     await tagReady(page);
-    await waitUntil(async () => (await page.evaluate('analytics._queue().length')) === 0, 'the refused events dropped from the queue');
+    await eventually(async () => (await page.evaluate('analytics._queue().length')) === 0, 10_000, 'the refused events dropped from the queue');
     expect(h.ingestion.requests.slice(seen).filter((r) => r.url === '/v1/batch')).toHaveLength(1);
     expect(warnings.join('\n')).toContain('403');
     expect(await h.ingestion.events.of(source)).toEqual([]);

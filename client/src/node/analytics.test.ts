@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Analytics as SegmentAnalytics } from '@segment/analytics-node';
 import { startIngestion, type IngestionSource } from '@switchyard/runtime';
 import { request } from 'undici';
+import { freePort } from '../../../runtime/src/local/nats-server.js';
 import { eventually } from '../../../runtime/src/test-support/http-receiver.js';
 import { natsFixture, streamMessages } from '../../../runtime/src/test-support/nats.js';
 import { retryDelay } from '../core/backoff.js';
@@ -69,15 +70,6 @@ async function startProxy(target: string, script: Behaviour[], otherwise: Behavi
         server.close(() => resolve());
       }),
   };
-}
-
-/** A TCP port nothing listens on (bound, then released). */
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** Resolves once `values` holds `n` entries (checked on each `event` of `emitter`). */

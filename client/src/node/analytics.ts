@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import { isRetryableStatus, retryAfterMs, retryDelay } from '../core/backoff.js';
 import { batchCount, ENVELOPE_BYTES } from '../core/batch.js';
@@ -183,22 +184,6 @@ function answerProblems(body: string): { problems: EventProblem[]; rejected: num
   } catch {
     return { problems: [], rejected: undefined };
   }
-}
-
-/** Waits `ms`; rejects when `signal` aborts. The timer keeps the process alive: a retry in progress is work left to do. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 /** Reads at most {@link MAX_ANSWER_BYTES} of a body as UTF-8, then discards the rest. */
@@ -469,7 +454,8 @@ export class Analytics extends EventEmitter<AnalyticsEvents> {
       const delayMs = Math.min(retryMaxDelayMs, asked ?? retryDelay(attempt, { retryMinDelayMs, retryMaxDelayMs }, this.settings.random));
       this.safeEmit('retry', { attempt, delayMs, ...(status === undefined ? {} : { status }), error, events });
       try {
-        await sleep(delayMs, this.abandon.signal);
+        // The timer keeps the process alive: a retry in progress is work left to do.
+        await sleep(delayMs, undefined, { signal: this.abandon.signal });
       } catch {
         return;
       }

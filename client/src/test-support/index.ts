@@ -56,16 +56,3 @@ export function useTagHarness(): TagHarness {
 export async function tagReady(page: Page): Promise<void> {
   await page.evaluate('new Promise((resolve) => window.analytics.ready(() => resolve(true)))');
 }
-
-/**
- * Polls `condition` until it holds (every `pollMs`, default 20 ms).
- * @param options.timeoutMs give up after this long (default 10 s): a failure, not a timing assertion.
- * @throws Error with `message` when the deadline passes.
- */
-export async function waitUntil(condition: () => boolean | Promise<boolean>, message: string, options: { timeoutMs?: number; pollMs?: number } = {}): Promise<void> {
-  const deadline = Date.now() + (options.timeoutMs ?? 10_000);
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting: ${message}`);
-    await new Promise((r) => setTimeout(r, options.pollMs ?? 20));
-  }
-}

@@ -16,7 +16,7 @@ import { connect } from '@nats-io/transport-node';
 import { Analytics, ANALYTICS_DEFAULTS, type Callback } from '@switchyard/client';
 import { Pool } from 'undici';
 import { freePort, startNatsServer } from '../local/nats-server.js';
-import { cpuSeconds, peakRssMb, percentile, waitForHttp } from './proc.js';
+import { benchEvent, cpuSeconds, peakRssMb, percentile, waitForHttp } from './shared.js';
 
 const SDK_EVENTS = Number(process.env.BENCH_SDK_EVENTS ?? 100_000);
 const FLUSH_AT = 100;
@@ -63,18 +63,9 @@ try {
   const started = performance.now();
   for (let i = 0; i < SDK_EVENTS; i++) {
     while (i - settled >= ANALYTICS_DEFAULTS.maxQueueSize - FLUSH_AT) await new Promise<void>((r) => (wake = r));
-    analytics.track(
-      {
-        event: 'Order Completed',
-        userId: `user-${i % 5000}`,
-        anonymousId: 'a6f1c0de-5b7e-4a53-9d0e-2f8b6c1d9e47',
-        messageId: `bench-${i}`,
-        timestamp: new Date().toISOString(),
-        properties: { order_id: `o-${i}`, revenue: 25.5, currency: 'USD', products: [{ product_id: 'p1', sku: 'sku-1', name: 'Monopoly', price: 18.99, quantity: 1 }] },
-        context: { ip: '203.0.113.24', userAgent: 'Mozilla/5.0 (bench)' },
-      },
-      callback,
-    );
+    // The SDK sets type and context.library itself.
+    const { type: _type, ...call } = benchEvent(i);
+    analytics.track(call, callback);
   }
   const { undelivered } = await analytics.closeAndFlush({ timeout: 120_000 });
   const sdkSeconds = (performance.now() - started) / 1000;

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 import { freePort, startNatsServer } from '../local/nats-server.js';
-import { cpuSeconds, peakRssMb, percentile, waitForHttp } from './proc.js';
+import { benchEvent, cpuSeconds, peakRssMb, percentile, waitForHttp } from './shared.js';
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 200_000);
 const BATCH = 100;
@@ -19,19 +19,6 @@ const WRITE_KEY = 'wk_bench_0000000001';
 // Extra node flags for the ingest and forward processes, e.g. BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'.
 const NODE_ARGS = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
 const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/switchyard.js');
-
-function event(i: number) {
-  return {
-    type: 'track',
-    event: 'Order Completed',
-    userId: `user-${i % 5000}`,
-    anonymousId: 'a6f1c0de-5b7e-4a53-9d0e-2f8b6c1d9e47',
-    messageId: `bench-${i}`,
-    timestamp: new Date().toISOString(),
-    properties: { order_id: `o-${i}`, revenue: 25.5, currency: 'USD', products: [{ product_id: 'p1', sku: 'sku-1', name: 'Monopoly', price: 18.99, quantity: 1 }] },
-    context: { ip: '203.0.113.24', userAgent: 'Mozilla/5.0 (bench)', library: { name: 'bench', version: '1' } },
-  };
-}
 
 const tmp = await mkdtemp(path.join(os.tmpdir(), 'switchyard-bench-'));
 const nats = await startNatsServer();
@@ -115,7 +102,7 @@ try {
     while (next < EVENTS) {
       const from = next;
       next += BATCH;
-      const batch = Array.from({ length: Math.min(BATCH, EVENTS - from) }, (_, k) => event(from + k));
+      const batch = Array.from({ length: Math.min(BATCH, EVENTS - from) }, (_, k) => benchEvent(from + k));
       const body = JSON.stringify({ batch, sentAt: new Date().toISOString() });
       const t0 = performance.now();
       const res = await pool.request({ method: 'POST', path: '/v1/batch', headers: { authorization: auth, 'content-type': 'application/json' }, body });

@@ -1,3 +1,4 @@
+import { retryAfterMs } from '@switchyard/client/core';
 import { Agent, request } from 'undici';
 import type { Integration } from '../api/index.js';
 import { compileValidator, createAjv, formatProblems } from '../api/validate.js';
@@ -37,17 +38,12 @@ export function classifyStatus(status: number): DeliveryOutcome {
 
 /**
  * Parses a `Retry-After` header (RFC 9110 §10.2.3): delay-seconds, or an HTTP-date compared with
- * `now` (ms since the epoch; a date in the past gives 0).
+ * `now` (ms since the epoch; a date in the past gives 0), by the clients' rule (`retryAfterMs` of
+ * `@switchyard/client/core`); of a repeated header, the first.
  * @returns milliseconds, or undefined when absent or unreadable.
  */
 export function parseRetryAfter(value: string | string[] | undefined, clock: Clock | number): number | undefined {
-  const text = (Array.isArray(value) ? value[0] : value)?.trim();
-  if (!text) return undefined;
-  if (/^[0-9]+$/.test(text)) return Number(text) * 1000;
-  if (!/[A-Za-z]/.test(text)) return undefined; // not an HTTP-date either (e.g. "1.5", "-3")
-  const at = Date.parse(text);
-  if (Number.isNaN(at)) return undefined;
-  return Math.max(0, at - (typeof clock === 'number' ? clock : clock.now()));
+  return retryAfterMs(Array.isArray(value) ? value[0] : value, typeof clock === 'number' ? clock : clock.now());
 }
 
 /**

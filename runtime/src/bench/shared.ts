@@ -1,4 +1,4 @@
-// Figures of the benchmark processes, read from /proc (Linux), and the helpers the benches share.
+// What the benches share: the bench event, figures of their processes read from /proc (Linux), and readiness polling.
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
@@ -34,4 +34,18 @@ export async function waitForHttp(url: string, child: ChildProcess): Promise<voi
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`${url} not ready`);
+}
+
+/** Track event number `i` of a bench run: an Order Completed of 608 bytes or so, one of 5000 users. */
+export function benchEvent(i: number) {
+  return {
+    type: 'track' as const,
+    event: 'Order Completed',
+    userId: `user-${i % 5000}`,
+    anonymousId: 'a6f1c0de-5b7e-4a53-9d0e-2f8b6c1d9e47',
+    messageId: `bench-${i}`,
+    timestamp: new Date().toISOString(),
+    properties: { order_id: `o-${i}`, revenue: 25.5, currency: 'USD', products: [{ product_id: 'p1', sku: 'sku-1', name: 'Monopoly', price: 18.99, quantity: 1 }] },
+    context: { ip: '203.0.113.24', userAgent: 'Mozilla/5.0 (bench)', library: { name: 'bench', version: '1' } },
+  };
 }
