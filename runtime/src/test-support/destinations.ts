@@ -3,9 +3,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import type { Integration, Mapping } from '../api/index.js';
+import { main } from '../cli/index.js';
 import { normalizeIntegration } from '../forward/consumer.js';
 import { compileMappingResource } from '../forward/route.js';
-import { DESTINATIONS, settingsOf, type DestinationDefinition, type RequestContext, type SendResult, type VendorResponse } from '../destinations/index.js';
+import { DESTINATIONS, settingsOf, type DestinationDefinition, type RequestContext, type SendResult, type VendorRequest, type VendorResponse } from '../destinations/index.js';
 import type { CompiledMapping, SegmentEvent } from '../mapping/index.js';
 
 /** The pinned `now` of golden tests: a few minutes after the project fixtures' timestamps (2026-11-20T15:04Z). */
@@ -30,6 +31,45 @@ export function starterResource(definition: DestinationDefinition): Mapping {
 /** The starter Mapping compiled as the product does (checked against the type's output schema). */
 export function compileStarter(definition: DestinationDefinition): CompiledMapping {
   return compileMappingResource(starterResource(definition));
+}
+
+/** A project fixture event the starter Mapping maps, with its payload. */
+export interface MappedFixture {
+  name: string;
+  event: SegmentEvent;
+  payload: Record<string, any>;
+}
+
+/**
+ * The project fixture events ({@link fixtureEvents}) through a definition's starter Mapping: those
+ * it maps, in name order, and why each other one was not (its drop reason, or `failed: <message>`).
+ */
+export function mapFixtures(definition: DestinationDefinition): { mapped: MappedFixture[]; notMapped: Record<string, string> } {
+  const mapping = compileStarter(definition);
+  const mapped: MappedFixture[] = [];
+  const notMapped: Record<string, string> = {};
+  for (const { name, event } of fixtureEvents()) {
+    const r = mapping.apply(event);
+    if (r.ok) mapped.push({ name, event, payload: r.payload });
+    else notMapped[name] = r.dropped ?? `failed: ${r.failed?.message}`;
+  }
+  return { mapped, notMapped };
+}
+
+/** A built request as golden files hold it: the body parsed. */
+export const wire = (r: Pick<VendorRequest, 'method' | 'url' | 'headers' | 'body'>) => ({ method: r.method, url: r.url, headers: r.headers, body: JSON.parse(r.body) as Record<string, any> });
+
+/**
+ * Runs `switchyard test` on a destination's folder (its `tests/*.test.yaml` against its starter
+ * Mapping), as a user would.
+ * @returns the exit code, what went to stderr, and the output lines that are not passes (the
+ * failures, then the summary line).
+ */
+export async function runFolderTests(folder: URL): Promise<{ code: number; err: string; notPassed: string[] }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(['node', 'switchyard', 'test', fileURLToPath(folder)], { out: (s) => out.push(s), err: (s) => err.push(s) });
+  return { code, err: err.join('\n'), notPassed: out.filter((l) => !l.startsWith('✓')) };
 }
 
 /**

@@ -1,6 +1,6 @@
 import { ErrorCodes } from '../../errors.js';
 import { compileOutputValidator } from '../../mapping/index.js';
-import { compileStarter, destinationIntegration, expectGolden, fixtureEvents, GOLDEN_NOW, requestContext, sendWith, vendorResponse } from '../../test-support/destinations.js';
+import { destinationIntegration, expectGolden, fixtureEvents, GOLDEN_NOW, mapFixtures, requestContext, sendWith, vendorResponse, wire } from '../../test-support/destinations.js';
 import { DESTINATIONS, type ItemResult, type RequestResult, type VendorRequest } from '../index.js';
 import { AMPLITUDE_FAKE_API_KEY, startAmplitudeFake, type AmplitudeFake } from './fake.js';
 import {
@@ -18,17 +18,10 @@ const credentials = { api_key: AMPLITUDE_FAKE_API_KEY };
 const DAY = 86_400_000;
 
 /** The fixture events the starter Mapping turns into Amplitude events (group and alias are dropped), with their payloads. */
-const mapped = (() => {
-  const mapping = compileStarter(def);
-  return fixtureEvents().flatMap(({ name, event }) => {
-    const r = mapping.apply(event);
-    return r.ok ? [{ name, payload: r.payload as Record<string, unknown> }] : [];
-  });
-})();
+const { mapped } = mapFixtures(def);
 const payloads = mapped.map((m) => m.payload);
 
 const ctx = (settings: unknown = {}, options: Parameters<typeof requestContext>[2] = {}) => requestContext(def, settings, { credentials, now: GOLDEN_NOW, ...options });
-const golden = (r: VendorRequest) => ({ method: r.method, url: r.url, headers: r.headers, body: JSON.parse(r.body) });
 
 /** A one-item-per-event request carrying `events` (for classify tests). */
 const requestOf = (events: Record<string, unknown>[]): VendorRequest => ({
@@ -59,19 +52,19 @@ describe('amplitude golden requests', () => {
     const requests = buildAmplitudeRequests(payloads, ctx());
     expect(requests).toHaveLength(1);
     expect(requests[0]!.items).toEqual(payloads.map((_, i) => i));
-    expectGolden(new URL('./golden/all-fixtures.json', import.meta.url), golden(requests[0]!));
+    expectGolden(new URL('./golden/all-fixtures.json', import.meta.url), wire(requests[0]!));
   });
 
   it.each(mapped.map((m) => [m.name, m.payload] as const))('sends %s alone', (name, payload) => {
     const requests = buildAmplitudeRequests([payload], ctx());
     expect(requests).toHaveLength(1);
-    expectGolden(new URL(`./golden/${name}.json`, import.meta.url), golden(requests[0]!));
+    expectGolden(new URL(`./golden/${name}.json`, import.meta.url), wire(requests[0]!));
   });
 
   it('goes to the EU endpoint and sends options.min_id_length when set', () => {
     const requests = buildAmplitudeRequests([mapped.find((m) => m.name === '08-order-completed')!.payload], ctx({ endpoint: 'https://api.eu.amplitude.com/', minIdLength: 3 }));
     expect(requests[0]!.url).toBe('https://api.eu.amplitude.com/2/httpapi');
-    expectGolden(new URL('./golden/eu-min-id-length.json', import.meta.url), golden(requests[0]!));
+    expectGolden(new URL('./golden/eu-min-id-length.json', import.meta.url), wire(requests[0]!));
   });
 });
 

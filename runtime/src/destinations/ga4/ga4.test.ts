@@ -3,11 +3,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import type { Mapping } from '../../api/index.js';
-import { main } from '../../cli/index.js';
 import { ErrorCodes } from '../../errors.js';
 import { compileMapping, type SegmentEvent } from '../../mapping/index.js';
 import { compileOutputValidator } from '../../mapping/output-schema.js';
-import { compileStarter, fixtureEvents, GOLDEN_NOW, requestContext, sendWith, vendorResponse, expectGolden, destinationIntegration } from '../../test-support/destinations.js';
+import { compileStarter, GOLDEN_NOW, mapFixtures, requestContext, runFolderTests, sendWith, vendorResponse, expectGolden, destinationIntegration, wire } from '../../test-support/destinations.js';
 import { DESTINATIONS, createDestination, type VendorRequest } from '../index.js';
 import { startGa4Fake, type Ga4Fake } from './fake.js';
 import { buildGa4Requests, classifyGa4, ga4Destination, GA4_MAX_AGE_MS, GA4_MAX_BODY_BYTES, refuseGa4, validationEventIndex } from './index.js';
@@ -15,15 +14,11 @@ import { buildGa4Requests, classifyGa4, ga4Destination, GA4_MAX_AGE_MS, GA4_MAX_
 const SETTINGS = { measurementId: 'G-TEST123456' };
 const CREDENTIALS = { api_secret: 'test-api-secret' };
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const golden = (r: VendorRequest) => ({ method: r.method, url: r.url, headers: r.headers, body: JSON.parse(r.body) as Record<string, unknown> });
 const ctx = (settings: Record<string, unknown> = SETTINGS, credentials: Record<string, string> = CREDENTIALS, now = GOLDEN_NOW) => requestContext(ga4Destination, settings, { credentials, now });
 
 const starter = compileStarter(ga4Destination);
 /** The fixture events the starter maps (the others are dropped on purpose), with their payloads. */
-const mapped = fixtureEvents().flatMap(({ name, event }) => {
-  const r = starter.apply(event);
-  return r.ok ? [{ name, payload: r.payload }] : [];
-});
+const { mapped } = mapFixtures(ga4Destination);
 const payloads = mapped.map((m) => m.payload);
 const micros = (iso: string) => Date.parse(iso) * 1000;
 
@@ -67,11 +62,7 @@ describe('starter Mapping', () => {
   });
 
   it('passes its switchyard test cases (tests/*.test.yaml)', async () => {
-    const out: string[] = [];
-    const err: string[] = [];
-    const code = await main(['node', 'switchyard', 'test', HERE], { out: (s) => out.push(s), err: (s) => err.push(s) });
-    expect({ code, err: err.join('\n') }).toEqual({ code: 0, err: '' });
-    expect(out.at(-1)).toMatch(/^20 passed, 0 failed \(2 files\)$/);
+    expect(await runFolderTests(new URL('.', import.meta.url))).toEqual({ code: 0, err: '', notPassed: [expect.stringMatching(/^20 passed, 0 failed \(2 files\)$/)] });
   });
 
   it('gives the same GA4 event and identity as examples/mappings/ga4-ecommerce.yaml for every example event', () => {
@@ -97,14 +88,14 @@ describe('golden requests', () => {
     const requests = buildGa4Requests([p], ctx());
     expect(requests).toHaveLength(1);
     expect(requests[0]!.items).toEqual([0]);
-    expectGolden(new URL(`./golden/${name}.json`, import.meta.url), golden(requests[0]!));
+    expectGolden(new URL(`./golden/${name}.json`, import.meta.url), wire(requests[0]!));
   });
 
   it('all fixtures in one send: one request per user, events in order, each with its own timestamp', () => {
     const requests = buildGa4Requests(payloads, ctx());
     // 01–06 share the anonymous visitor; 08 (gtag client id, user_id, user_data) and 09 (user_id) are other bodies.
     expect(requests.map((r) => r.items)).toEqual([[0, 1, 2, 3, 4, 5], [6], [7]]);
-    expectGolden(new URL('./golden/batch.json', import.meta.url), requests.map((r) => ({ ...golden(r), items: r.items })));
+    expectGolden(new URL('./golden/batch.json', import.meta.url), requests.map((r) => ({ ...wire(r), items: r.items })));
     const first = JSON.parse(requests[0]!.body) as { timestamp_micros?: number; events: { name: string; timestamp_micros: number }[] };
     expect(first.timestamp_micros).toBeUndefined();
     expect(first.events.map((e) => [e.name, e.timestamp_micros])).toEqual([
@@ -119,7 +110,7 @@ describe('golden requests', () => {
 
   it('golden files hold the documented request: POST, URL, JSON content type, MP body', () => {
     for (const { name } of mapped) {
-      const g = JSON.parse(readFileSync(path.join(HERE, 'golden', `${name}.json`), 'utf8')) as ReturnType<typeof golden>;
+      const g = JSON.parse(readFileSync(path.join(HERE, 'golden', `${name}.json`), 'utf8')) as ReturnType<typeof wire>;
       expect(g.method).toBe('POST');
       expect(g.url).toBe('https://www.google-analytics.com/mp/collect?measurement_id=G-TEST123456&api_secret=test-api-secret');
       expect(g.headers).toEqual({ 'content-type': 'application/json' });
@@ -150,7 +141,7 @@ describe('the fake accepts the golden requests', () => {
       const res = await replay(fake, JSON.parse(readFileSync(path.join(HERE, 'golden', f), 'utf8')));
       expect(res.status).toBe(204);
     }
-    const batch = JSON.parse(readFileSync(path.join(HERE, 'golden', 'batch.json'), 'utf8')) as ReturnType<typeof golden>[];
+    const batch = JSON.parse(readFileSync(path.join(HERE, 'golden', 'batch.json'), 'utf8')) as ReturnType<typeof wire>[];
     for (const r of batch) expect((await replay(fake, r)).status).toBe(204);
     expect(fake.dropped).toEqual([]);
     expect(fake.accepted.map((e) => e.name)).toEqual([...mapped.map((m) => m.payload), ...payloads].map((p) => (p.events as { name: string }[])[0]!.name));
@@ -160,7 +151,7 @@ describe('the fake accepts the golden requests', () => {
   });
 
   it('the validation server finds nothing in them', async () => {
-    const batch = JSON.parse(readFileSync(path.join(HERE, 'golden', 'batch.json'), 'utf8')) as ReturnType<typeof golden>[];
+    const batch = JSON.parse(readFileSync(path.join(HERE, 'golden', 'batch.json'), 'utf8')) as ReturnType<typeof wire>[];
     for (const r of batch) {
       const res = await replay(fake, { ...r, url: r.url.replace('/mp/collect', '/debug/mp/collect') });
       expect(res.status).toBe(200);

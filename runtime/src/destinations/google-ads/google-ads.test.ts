@@ -1,15 +1,12 @@
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { Integration } from '../../api/index.js';
-import { runTests } from '../../cli/test-command.js';
 import { compileIntegrationRoute } from '../../forward/route.js';
 import { compileOutputValidator, type SegmentEvent } from '../../mapping/index.js';
-import { GOLDEN_NOW, compileStarter, destinationIntegration, expectGolden, fixtureEvents, requestContext, sendWith, starterResource, vendorResponse } from '../../test-support/destinations.js';
+import { GOLDEN_NOW, compileStarter, destinationIntegration, expectGolden, fixtureEvents, mapFixtures, requestContext, runFolderTests, sendWith, starterResource, vendorResponse } from '../../test-support/destinations.js';
 import { DESTINATIONS, type RequestContext, type VendorRequest, type VendorResponse } from '../index.js';
 import { startGoogleAdsFake, type GoogleAdsFake } from './fake.js';
 import { MAX_CONVERSIONS_PER_REQUEST, TOKEN_REFRESH_MARGIN_MS, classifyUploadResponse, conversionActionResource, googleAdsDestination as def, parseDuration, type GoogleAdsSettings } from './index.js';
 
-const here = fileURLToPath(new URL('.', import.meta.url));
 const DAY = 86_400_000;
 
 /** Credentials the fake accepts (its defaults). */
@@ -17,15 +14,6 @@ const CREDENTIALS = { developer_token: 'fake-developer-token', client_id: 'fake-
 /** Settings of the golden requests: Google's own endpoints. */
 const GOLDEN_SETTINGS = { customerId: '1234567890', conversionActions: { purchase: '987654321' } };
 const settingsFor = (fake: GoogleAdsFake, extra: Partial<GoogleAdsSettings> = {}) => ({ ...GOLDEN_SETTINGS, endpoint: fake.url, tokenEndpoint: fake.tokenUrl, ...extra });
-
-/** The starter Mapping's payloads of the project fixtures that it maps (the others are dropped on purpose). */
-function fixturePayloads(): { name: string; payload: Record<string, unknown> }[] {
-  const compiled = compileStarter(def);
-  return fixtureEvents().flatMap(({ name, event }) => {
-    const r = compiled.apply(event);
-    return r.ok ? [{ name, payload: r.payload }] : [];
-  });
-}
 
 /** Inline events covering the other shapes: gbraid, phone only (slot 0 left empty), consent, no order id. */
 const EXTRA_EVENTS: SegmentEvent[] = [
@@ -102,14 +90,12 @@ describe('google-ads starter Mapping', () => {
   });
 
   it('passes its switchyard test cases (tests/*.test.yaml)', async () => {
-    const lines: string[] = [];
-    const summary = await runTests([here], { update: false }, (s) => lines.push(s), (s) => lines.push(s));
-    expect({ summary, failures: lines.filter((l) => !l.startsWith('✓')) }).toEqual({ summary: expect.objectContaining({ failed: 0, passed: 24 }), failures: [expect.stringMatching(/24 passed, 0 failed/)] });
+    expect(await runFolderTests(new URL('.', import.meta.url))).toEqual({ code: 0, err: '', notPassed: [expect.stringMatching(/^24 passed, 0 failed/)] });
   });
 
   it('writes payloads valid for an Integration that configures purchase', () => {
     const validate = compileOutputValidator(def.outputSchema(requestContext(def, GOLDEN_SETTINGS).settings)!);
-    for (const p of [...fixturePayloads().map((f) => f.payload), ...extraPayloads()]) expect(validate(p)).toBeUndefined();
+    for (const p of [...mapFixtures(def).mapped.map((f) => f.payload), ...extraPayloads()]) expect(validate(p)).toBeUndefined();
   });
 
   it('is incompatible with an Integration that does not configure the purchase action, naming the rule', () => {
@@ -214,7 +200,7 @@ describe('google-ads golden requests', () => {
 
   it('exchanges the refresh token at Google’s token endpoint first', async () => {
     const exchanges: Omit<VendorRequest, 'items'>[] = [];
-    await def.buildRequests(fixturePayloads().map((f) => f.payload), ctx(exchanges));
+    await def.buildRequests(mapFixtures(def).mapped.map((f) => f.payload), ctx(exchanges));
     expect(exchanges).toHaveLength(1);
     const [r] = exchanges;
     expectGolden(new URL('./golden/oauth-token.json', import.meta.url), { method: r!.method, url: r!.url, headers: r!.headers, body: Object.fromEntries(new URLSearchParams(r!.body)) });
@@ -222,20 +208,20 @@ describe('google-ads golden requests', () => {
   });
 
   it('sends every fixture the Mapping maps in one request', async () => {
-    const requests = await def.buildRequests(fixturePayloads().map((f) => f.payload), ctx());
+    const requests = await def.buildRequests(mapFixtures(def).mapped.map((f) => f.payload), ctx());
     expect(requests).toHaveLength(1);
     expect(requests[0]!.items).toEqual([0]);
     expectGolden(new URL('./golden/all-fixtures.json', import.meta.url), asGolden(requests[0]!));
   });
 
-  it.each(fixturePayloads().map((f) => [f.name, f.payload] as const))('sends %s alone', async (name, payload) => {
+  it.each(mapFixtures(def).mapped.map((f) => [f.name, f.payload] as const))('sends %s alone', async (name, payload) => {
     const requests = await def.buildRequests([payload], ctx());
     expect(requests).toHaveLength(1);
     expectGolden(new URL(`./golden/${name}.json`, import.meta.url), asGolden(requests[0]!));
   });
 
   it('sends a mixed batch: gbraid and wbraid, phone only (empty slot removed), consent, messageId as order id', async () => {
-    const requests = await def.buildRequests([...fixturePayloads().map((f) => f.payload), ...extraPayloads()], ctx());
+    const requests = await def.buildRequests([...mapFixtures(def).mapped.map((f) => f.payload), ...extraPayloads()], ctx());
     expect(requests).toHaveLength(1);
     expect(requests[0]!.items).toEqual([0, 1, 2]);
     const body = JSON.parse(requests[0]!.body) as { conversions: Record<string, unknown>[] };
@@ -245,13 +231,13 @@ describe('google-ads golden requests', () => {
 
   it('adds login-customer-id and validateOnly when set', async () => {
     const c = requestContext(def, { ...GOLDEN_SETTINGS, loginCustomerId: '1112223334', validateOnly: true }, { credentials: CREDENTIALS, fetch: tokenStub() });
-    const [r] = await def.buildRequests(fixturePayloads().map((f) => f.payload), c);
+    const [r] = await def.buildRequests(mapFixtures(def).mapped.map((f) => f.payload), c);
     expect(r!.headers['login-customer-id']).toBe('1112223334');
     expect(JSON.parse(r!.body)).toMatchObject({ partialFailure: true, validateOnly: true });
   });
 
   it(`splits batches above ${MAX_CONVERSIONS_PER_REQUEST} conversions`, async () => {
-    const one = fixturePayloads()[0]!.payload;
+    const one = mapFixtures(def).mapped[0]!.payload;
     const requests = await def.buildRequests(Array.from({ length: 2001 }, () => one), requestContext(def, GOLDEN_SETTINGS, { credentials: CREDENTIALS, fetch: tokenStub(), batchSize: 2000 }));
     expect(requests.map((r) => r.items.length)).toEqual([2000, 1]);
     expect(requests[1]!.items).toEqual([2000]);
@@ -261,7 +247,7 @@ describe('google-ads golden requests', () => {
   it('uses a plain access token as is, with no exchange', async () => {
     const exchanges: Omit<VendorRequest, 'items'>[] = [];
     const c = requestContext(def, GOLDEN_SETTINGS, { credentials: { developer_token: 'd', access_token: 'ya29.plain' }, fetch: tokenStub(undefined, exchanges) });
-    const [r] = await def.buildRequests(fixturePayloads().map((f) => f.payload), c);
+    const [r] = await def.buildRequests(mapFixtures(def).mapped.map((f) => f.payload), c);
     expect(r!.headers.authorization).toBe('Bearer ya29.plain');
     expect(exchanges).toHaveLength(0);
   });
@@ -274,7 +260,7 @@ describe('google-ads golden requests', () => {
     ['401 invalid_client', vendorResponse(401, { error: 'invalid_client', error_description: 'Unauthorized' }), true],
   ])('a token exchange answered with %s fails the send (permanent: %s)', async (_, response, permanent) => {
     const c = requestContext(def, GOLDEN_SETTINGS, { credentials: CREDENTIALS, fetch: async () => response });
-    const failure = await Promise.resolve(def.buildRequests(fixturePayloads().map((f) => f.payload), c)).then(() => undefined, (e: unknown) => e as Error);
+    const failure = await Promise.resolve(def.buildRequests(mapFixtures(def).mapped.map((f) => f.payload), c)).then(() => undefined, (e: unknown) => e as Error);
     expect(failure).toBeInstanceOf(Error);
     expect(failure!.name === 'SwitchyardError').toBe(permanent);
     expect(failure!.message).toContain(`OAuth token endpoint answered HTTP ${response.status}`);
@@ -288,7 +274,7 @@ describe('google-ads golden requests', () => {
     afterAll(async () => fake.close());
     beforeEach(() => fake.reset());
 
-    it.each(['all-fixtures', ...fixturePayloads().map((f) => f.name), 'mixed-batch'])('golden/%s.json', async (name) => {
+    it.each(['all-fixtures', ...mapFixtures(def).mapped.map((f) => f.name), 'mixed-batch'])('golden/%s.json', async (name) => {
       const golden = readGolden(name) as { method: string; url: string; headers: Record<string, string>; body: { conversions: unknown[] } };
       const token = fake.issueToken();
       const res = await replay(fake, { ...golden, headers: { ...golden.headers, authorization: `Bearer ${token}` }, body: JSON.stringify(golden.body) });
@@ -637,7 +623,7 @@ describe('google-ads end to end against the fake', () => {
   afterAll(async () => fake.close());
   beforeEach(() => fake.reset());
 
-  const payloads = () => [...fixturePayloads().map((f) => f.payload), ...extraPayloads()];
+  const payloads = () => [...mapFixtures(def).mapped.map((f) => f.payload), ...extraPayloads()];
   const tokenExchanges = () => fake.receiver.requests.filter((r) => r.url === '/token').length;
 
   it('delivers the starter payloads in one request, after one token exchange', async () => {

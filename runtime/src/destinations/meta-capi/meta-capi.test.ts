@@ -1,10 +1,8 @@
 import { createHash, createHmac } from 'node:crypto';
 import { request } from 'undici';
-import { fileURLToPath } from 'node:url';
-import { main } from '../../cli/index.js';
 import { ErrorCodes } from '../../errors.js';
 import { compileOutputValidator } from '../../mapping/index.js';
-import { GOLDEN_NOW, compileStarter, destinationIntegration, expectGolden, fixtureEvents, requestContext, sendWith, vendorResponse } from '../../test-support/destinations.js';
+import { GOLDEN_NOW, destinationIntegration, expectGolden, fixtureEvents, mapFixtures, requestContext, runFolderTests, sendWith, vendorResponse, wire } from '../../test-support/destinations.js';
 import { DEFINITIONS, DESTINATIONS, USER_AGENT, settingsOf, type VendorRequest } from '../index.js';
 import { FAKE_META_ACCESS_TOKEN, FAKE_META_PIXEL_ID, startMetaCapiFake, type MetaCapiFake } from './fake.js';
 import {
@@ -26,17 +24,6 @@ const DAY = 86400;
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 const validate = compileOutputValidator(META_EVENT_SCHEMA);
 
-/** The fixture events the starter Mapping maps, with their payloads, in fixture order. */
-function mappedFixtures(): { name: string; payload: Record<string, any> }[] {
-  const mapping = compileStarter(def);
-  const out: { name: string; payload: Record<string, any> }[] = [];
-  for (const { name, event } of fixtureEvents()) {
-    const r = mapping.apply(event);
-    if (r.ok) out.push({ name, payload: r.payload });
-  }
-  return out;
-}
-
 /** A valid website event at GOLDEN_NOW, for rules tests. */
 function validEvent(over: Record<string, unknown> = {}): Record<string, any> {
   return {
@@ -50,8 +37,6 @@ function validEvent(over: Record<string, unknown> = {}): Record<string, any> {
     ...over,
   };
 }
-
-const wire = (r: VendorRequest) => ({ method: r.method, url: r.url, headers: r.headers, body: JSON.parse(r.body) });
 
 async function post(fake: MetaCapiFake, body: unknown, o: { path?: string; method?: 'POST' | 'GET'; headers?: Record<string, string>; raw?: string } = {}) {
   const res = await request(`${fake.url}${o.path ?? `/${META_DEFAULT_API_VERSION}/${PIXEL}/events`}`, {
@@ -91,16 +76,12 @@ describe('meta-capi definition', () => {
 
 describe('starter Mapping', () => {
   it('passes its switchyard test cases (tests/*.test.yaml)', async () => {
-    const folder = fileURLToPath(new URL('.', import.meta.url));
-    const out: string[] = [];
-    const err: string[] = [];
-    const code = await main(['node', 'switchyard', 'test', folder], { out: (s) => out.push(s), err: (s) => err.push(s) });
-    expect({ code, err: err.join('\n'), failed: out.filter((l) => !l.startsWith('✓')) }).toEqual({ code: 0, err: '', failed: [expect.stringMatching(/^23 passed, 0 failed \(5 files\)$/)] });
+    expect(await runFolderTests(new URL('.', import.meta.url))).toEqual({ code: 0, err: '', notPassed: [expect.stringMatching(/^23 passed, 0 failed \(5 files\)$/)] });
   });
 });
 
 describe('golden requests', () => {
-  const mapped = mappedFixtures();
+  const mapped = mapFixtures(def).mapped;
   const payloads = mapped.map((m) => m.payload);
 
   it('maps the fixtures the starter Mapping sends, each valid for the output schema', () => {
@@ -420,7 +401,7 @@ describe('end to end against the fake', () => {
   const events = (n: number, prefix = 'e') => Array.from({ length: n }, (_, i) => validEvent({ event_id: `${prefix}${i}` }));
 
   it('delivers the mapped fixtures in one request', async () => {
-    const payloads = mappedFixtures().map((m) => m.payload);
+    const payloads = mapFixtures(def).mapped.map((m) => m.payload);
     const result = await sendWith(def, settings(), payloads, { credentials });
     expect(result).toMatchObject({ outcome: 'success', status: 200 });
     expect(result.items).toBeUndefined();

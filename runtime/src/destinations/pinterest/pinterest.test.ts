@@ -1,9 +1,6 @@
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { runTests } from '../../cli/test-command.js';
 import { compileOutputValidator, type SegmentEvent } from '../../mapping/index.js';
-import { compileStarter, destinationIntegration, expectGolden, fixtureEvents, GOLDEN_NOW, requestContext, sendWith, vendorResponse } from '../../test-support/destinations.js';
+import { compileStarter, destinationIntegration, expectGolden, fixtureEvents, GOLDEN_NOW, mapFixtures, requestContext, runFolderTests, sendWith, vendorResponse, wire } from '../../test-support/destinations.js';
 import { DESTINATIONS, type VendorRequest } from '../index.js';
 import { startPinterestFake, type PinterestFake } from './fake.js';
 import { classifyPinterest, PINTEREST_EVENT_SCHEMA, pinterestDestination, pinterestEventsUrl } from './index.js';
@@ -13,26 +10,11 @@ const ACCOUNT = '549755885175';
 const TOKEN = 'test-token';
 const credentials = { access_token: TOKEN };
 const settings = { adAccountId: ACCOUNT };
-const here = path.dirname(fileURLToPath(import.meta.url));
 const golden = (name: string) => new URL(`./golden/${name}.json`, import.meta.url);
 const DAY = 86400;
 const nowSec = Math.floor(GOLDEN_NOW / 1000);
 
 /** The starter Mapping applied to every fixture: the mapped ones (name → payload) and how the others ended. */
-function mapFixtures() {
-  const mapping = compileStarter(def);
-  const mapped: { name: string; payload: Record<string, unknown> }[] = [];
-  const notMapped: Record<string, string> = {};
-  for (const { name, event } of fixtureEvents()) {
-    const r = mapping.apply(event);
-    if (r.ok) mapped.push({ name, payload: r.payload });
-    else notMapped[name] = r.dropped ?? `failed: ${r.failed?.message}`;
-  }
-  return { mapping, mapped, notMapped };
-}
-
-const wire = (r: VendorRequest) => ({ method: r.method, url: r.url, headers: r.headers, body: JSON.parse(r.body) as unknown });
-
 /** A valid event for fake and classify tests, at GOLDEN_NOW minus `ageSec`. */
 function event(id: string, ageSec = 60): Record<string, unknown> {
   return {
@@ -47,7 +29,7 @@ function event(id: string, ageSec = 60): Record<string, unknown> {
 
 describe('pinterest starter Mapping', () => {
   it('compiles against the output schema, and every mapped fixture satisfies it', () => {
-    const { mapped, notMapped } = mapFixtures();
+    const { mapped, notMapped } = mapFixtures(def);
     const validate = compileOutputValidator(PINTEREST_EVENT_SCHEMA);
     for (const { name, payload } of mapped) expect([name, validate(payload)]).toEqual([name, undefined]);
     expect(mapped.map((m) => m.name)).toEqual(['01-page', '02-products-searched', '03-product-list-viewed', '04-product-viewed', '05-product-added', '06-checkout-started', '08-order-completed']);
@@ -63,9 +45,7 @@ describe('pinterest starter Mapping', () => {
   });
 
   it('passes its switchyard test cases (tests/*.test.yaml)', async () => {
-    const lines: string[] = [];
-    const summary = await runTests([here], { update: false }, (s) => lines.push(s), (s) => lines.push(s));
-    expect({ summary, failures: lines.filter((l) => !l.startsWith('✓')) }).toEqual({ summary: expect.objectContaining({ failed: 0, passed: 20 }), failures: [expect.stringMatching(/passed, 0 failed/)] });
+    expect(await runFolderTests(new URL('.', import.meta.url))).toEqual({ code: 0, err: '', notPassed: [expect.stringMatching(/^20 passed, 0 failed/)] });
   });
 
   it('refuses an event without user_data Pinterest can match (no email, no ip + user agent)', () => {
@@ -80,14 +60,14 @@ describe('pinterest golden requests', () => {
   const ctx = () => requestContext(def, settings, { credentials, now: GOLDEN_NOW });
 
   it('sends every mapped fixture in one request', async () => {
-    const { mapped } = mapFixtures();
+    const { mapped } = mapFixtures(def);
     const requests = await def.buildRequests(mapped.map((m) => m.payload), ctx());
     expect(requests).toHaveLength(1);
     expect(requests[0]!.items).toEqual([0, 1, 2, 3, 4, 5, 6]);
     expectGolden(golden('batch'), wire(requests[0]!));
   });
 
-  it.each(mapFixtures().mapped.map((m) => [m.name, m.payload] as const))('%s alone', async (name, payload) => {
+  it.each(mapFixtures(def).mapped.map((m) => [m.name, m.payload] as const))('%s alone', async (name, payload) => {
     const [request] = await def.buildRequests([payload], ctx());
     expectGolden(golden(name), wire(request!));
   });
@@ -293,7 +273,7 @@ describe('pinterest end to end (HttpDestination → fake)', () => {
   const send = (payloads: unknown[], extra: Record<string, unknown> = {}) => sendWith(def, { adAccountId: ACCOUNT, endpoint: fake.url, ...extra }, payloads, { credentials, now: GOLDEN_NOW });
 
   it('delivers the mapped fixtures in one request', async () => {
-    const payloads = mapFixtures().mapped.map((m) => m.payload);
+    const payloads = mapFixtures(def).mapped.map((m) => m.payload);
     const r = await send(payloads);
     expect(r).toMatchObject({ outcome: 'success', status: 200 });
     expect(r.items).toBeUndefined();
