@@ -133,6 +133,8 @@ describe('switchyard dev', () => {
     const run = dev(['-f', examples, '--port', String(port), '--receiver', String(receiverPort), '--site', String(sitePort), '--nats-url', `nats://127.0.0.1:${deadNatsPort}`, '--nats-store', await tempDir()]);
     await run.wait(new RegExp(`^  source default/web: write key wk_local_example_web, tag http://127\\.0\\.0\\.1:${port}/tag/wk_local_example_web\\.js$`));
     await run.wait(new RegExp(`^  demo shop on http://127\\.0\\.0\\.1:${sitePort}/ `));
+    // Browsers ask for a favicon: answered empty, so the page's console shows no error.
+    expect((await request(`http://127.0.0.1:${sitePort}/favicon.ico`)).statusCode).toBe(204);
     const browser = await launchChromium();
     try {
       const page = await browser.newPage();
