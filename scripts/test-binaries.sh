@@ -12,6 +12,7 @@ set -euo pipefail
 NATS_SERVER_VERSION=v2.15.2
 KUBERNETES_VERSION=v1.36.3
 ETCD_VERSION=v3.6.16
+HELM_VERSION=v4.3.1
 
 CACHE_ROOT="${SWITCHYARD_BIN_CACHE:-$HOME/.cache/switchyard/bin}"
 
@@ -102,6 +103,7 @@ build() {
     nats-server) build_module nats-server "$NATS_SERVER_VERSION" github.com/nats-io/nats-server/v2 ;;
     kube-apiserver | kube-controller-manager | kubectl) build_kubernetes "$1" ;;
     etcd) build_etcd ;;
+    helm) build_module helm "$HELM_VERSION" helm.sh/helm/v4/cmd/helm ;;
     *) log "unknown test binary: $1"; exit 2 ;;
   esac
 }
@@ -112,6 +114,7 @@ if [[ "${1:-}" == "--cached" ]]; then
     nats-server) p="$CACHE_ROOT/nats-server-$NATS_SERVER_VERSION/nats-server" ;;
     kube-apiserver | kube-controller-manager | kubectl) p="$CACHE_ROOT/$2-$KUBERNETES_VERSION/$2" ;;
     etcd) p="$CACHE_ROOT/etcd-$ETCD_VERSION/etcd" ;;
+    helm) p="$CACHE_ROOT/helm-$HELM_VERSION/helm" ;;
     *) log "unknown test binary: $2"; exit 2 ;;
   esac
   [[ -x "$p" ]] || exit 1

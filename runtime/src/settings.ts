@@ -13,9 +13,9 @@ export const NatsSettings = Type.Object(
       default: ['nats://127.0.0.1:4222'],
     }),
     name: Type.String({ description: 'Connection name shown by the server.', default: 'switchyard' }),
-    user: Type.Optional(Type.String({ description: 'User name (with pass).' })),
-    pass: Type.Optional(Type.String({ description: 'Password (with user).' })),
-    token: Type.Optional(Type.String({ description: 'Authentication token.' })),
+    user: Type.Optional(Type.String({ description: 'User name (with pass). Default: NATS_USER.' })),
+    pass: Type.Optional(Type.String({ description: 'Password (with user). Default: NATS_PASSWORD.' })),
+    token: Type.Optional(Type.String({ description: 'Authentication token. Default: NATS_TOKEN.' })),
     credsFile: Type.Optional(Type.String({ description: 'Path of a NATS .creds file (JWT + NKey seed).' })),
     tls: Type.Optional(
       Type.Object(
@@ -73,11 +73,20 @@ export type StreamSettings = Static<typeof StreamSettings>;
 /** NATS settings as written by a user: every field optional. */
 export type NatsSettingsInput = Omit<Partial<NatsSettings>, 'tls'> & { tls?: Partial<NonNullable<NatsSettings['tls']>> };
 
-/** Parses NATS settings, applying defaults; `NATS_URL` fills `servers` when not given. */
+/**
+ * Parses NATS settings, applying defaults. From the environment, when the input does not set them:
+ * `NATS_URL` (comma-separated) fills `servers`, `NATS_USER` + `NATS_PASSWORD` fill `user`/`pass`
+ * and `NATS_TOKEN` fills `token` (so credentials can come from a Kubernetes Secret as env vars).
+ * @throws SwitchyardError INVALID_SETTINGS naming the failing field.
+ */
 export function natsSettings(input: NatsSettingsInput = {}, env: NodeJS.ProcessEnv = process.env): Readonly<NatsSettings> {
   const fromEnv = env.NATS_URL?.split(',').map((s) => s.trim()).filter(Boolean);
   const servers = input.servers ?? (fromEnv?.length ? fromEnv : undefined);
-  return parseSettings<NatsSettings>(NatsSettings, { ...input, ...(servers ? { servers } : {}) }, 'NATS settings');
+  const fill: Partial<NatsSettingsInput> = {};
+  if (servers) fill.servers = servers;
+  if (input.user === undefined && input.pass === undefined && env.NATS_USER) Object.assign(fill, { user: env.NATS_USER, pass: env.NATS_PASSWORD ?? '' });
+  if (input.token === undefined && env.NATS_TOKEN) fill.token = env.NATS_TOKEN;
+  return parseSettings<NatsSettings>(NatsSettings, { ...input, ...fill }, 'NATS settings');
 }
 
 /** Parses stream settings, applying defaults. */

@@ -2,9 +2,11 @@ import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
-import { renderCrds, toStructural } from './crds.js';
+import { renderChartCrds, renderCrds, toStructural } from './crds.js';
 
-const crdDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../crds');
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const crdDir = path.join(repoRoot, 'crds');
+const chartCrdDir = path.join(repoRoot, 'charts/switchyard/templates/crds');
 
 describe('generated CRDs', () => {
   it('crds/ matches the API definitions (run `npm run crds` after changing runtime/src/api)', async () => {
@@ -13,6 +15,25 @@ describe('generated CRDs', () => {
     expect(onDisk).toEqual([...rendered.keys()].sort());
     for (const [name, text] of rendered) {
       expect({ name, text: await readFile(path.join(crdDir, name), 'utf8') }).toEqual({ name, text });
+    }
+  });
+
+  it('the Helm chart\'s CRD templates match the API definitions too (`npm run crds` writes both)', async () => {
+    const rendered = renderChartCrds();
+    const onDisk = (await readdir(chartCrdDir)).filter((f) => f.endsWith('.yaml')).sort();
+    expect(onDisk).toEqual([...rendered.keys()].sort());
+    for (const [name, text] of rendered) {
+      expect({ name, text: await readFile(path.join(chartCrdDir, name), 'utf8') }).toEqual({ name, text });
+    }
+  });
+
+  it('the chart\'s copies carry the same spec as crds/, with template delimiters escaped', () => {
+    const plain = renderCrds();
+    for (const [name, text] of renderChartCrds()) {
+      expect(text).toMatch(/^\{\{- \/\*.*\*\/ -\}\}\n\{\{- if \.Values\.crds\.install \}\}\n/);
+      expect(text).toContain('    helm.sh/resource-policy: keep\n');
+      const specPart = text.slice(text.indexOf('\nspec:\n') + 1, text.lastIndexOf('{{- end }}')).replace(/\{\{ "\{\{" \}\}/g, '{{');
+      expect(parse(specPart).spec).toEqual(parse(plain.get(name)!).spec);
     }
   });
 

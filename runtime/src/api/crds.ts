@@ -186,3 +186,38 @@ export function renderCrds(): Map<string, string> {
   const header = '# Generated from runtime/src/api by `npm run crds`. Do not edit.\n';
   return new Map(KINDS.map((k) => [`${GROUP}_${k.plural}.yaml`, header + stringify(crdFor(k), { lineWidth: 0 })]));
 }
+
+/**
+ * The same CRDs as Helm templates for `charts/switchyard/templates/crds/` (file name → text): rendered
+ * only when `crds.install` is true, labelled like the chart's other objects, and annotated so that
+ * `helm uninstall` keeps them (`helm.sh/resource-policy: keep`: deleting a CRD deletes every resource
+ * of its kind), Argo CD syncs them first (sync-wave -10) and server-side (the Mapping CRD is too large
+ * for client-side apply's last-applied annotation), plus `crds.annotations`. Template delimiters in
+ * descriptions are escaped.
+ */
+export function renderChartCrds(): Map<string, string> {
+  const header = [
+    '{{- /* Generated from runtime/src/api by `npm run crds`, like crds/. Do not edit. */ -}}',
+    '{{- if .Values.crds.install }}',
+    'apiVersion: apiextensions.k8s.io/v1',
+    'kind: CustomResourceDefinition',
+    'metadata:',
+    '  name: %NAME%',
+    '  labels:',
+    '    {{- include "switchyard.labels" . | nindent 4 }}',
+    '  annotations:',
+    '    helm.sh/resource-policy: keep',
+    '    argocd.argoproj.io/sync-wave: "-10"',
+    '    argocd.argoproj.io/sync-options: ServerSideApply=true',
+    '    {{- with .Values.crds.annotations }}',
+    '    {{- toYaml . | nindent 4 }}',
+    '    {{- end }}',
+  ].join('\n');
+  return new Map(
+    KINDS.map((k) => {
+      const crd = crdFor(k);
+      const spec = stringify({ spec: crd.spec }, { lineWidth: 0 }).replace(/\{\{/g, '{{ "{{" }}');
+      return [`${GROUP}_${k.plural}.yaml`, `${header.replace('%NAME%', crd.metadata.name)}\n${spec}{{- end }}\n`];
+    }),
+  );
+}

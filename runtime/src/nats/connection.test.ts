@@ -69,6 +69,18 @@ describe('connectNats', () => {
     await expect(connectNats(natsSettings({ servers: [token.url] }))).rejects.toMatchObject({ code: 'SY_NATS_UNAVAILABLE' });
   });
 
+  it('takes user and password, or a token, from NATS_USER/NATS_PASSWORD/NATS_TOKEN when the settings give none', async () => {
+    const userPass = await start(['--user', 'switchyard', '--pass', 's3cret']);
+    const fromEnv = natsSettings({ servers: [userPass.url] }, { NATS_USER: 'switchyard', NATS_PASSWORD: 's3cret' });
+    expect(fromEnv).toMatchObject({ user: 'switchyard', pass: 's3cret' });
+    await (await connectNats(fromEnv)).close();
+    // Settings win over the environment.
+    expect(natsSettings({ user: 'a', pass: 'b' }, { NATS_USER: 'switchyard', NATS_PASSWORD: 's3cret' })).toMatchObject({ user: 'a', pass: 'b' });
+    const token = await start(['--auth', 'tok-123']);
+    await (await connectNats(natsSettings({ servers: [token.url] }, { NATS_TOKEN: 'tok-123' }))).close();
+    expect(natsSettings({ token: 'mine' }, { NATS_TOKEN: 'tok-123' }).token).toBe('mine');
+  });
+
   it('connects over mutual TLS with the configured CA and client certificate', async () => {
     const c = await makeCertificates();
     dirs.push(c.dir);
