@@ -8,8 +8,8 @@ import { existsSync } from 'node:fs';
  */
 export default {
   testEnvironment: 'node',
-  // Tests sit beside the code of each workspace.
-  roots: ['runtime/src', 'operator/src', 'client/src'].filter((dir) => existsSync(new URL(dir, import.meta.url))).map((dir) => `<rootDir>/${dir}`),
+  // Tests sit beside the code of each workspace; the Helm chart's in charts/test.
+  roots: ['runtime/src', 'operator/src', 'client/src', 'charts/test'].filter((dir) => existsSync(new URL(dir, import.meta.url))).map((dir) => `<rootDir>/${dir}`),
   testMatch: ['**/*.test.ts'],
   extensionsToTreatAsEsm: ['.ts'],
   moduleNameMapper: {

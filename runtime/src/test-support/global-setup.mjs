@@ -33,7 +33,7 @@ export default async function globalSetup(globalConfig) {
 
 /**
  * The control plane costs a few seconds and ~350 MB: it is started unless the run names test paths
- * none of which selects a test file under operator/ (e.g. `jest runtime/src/mapping`).
+ * none of which selects a test file under operator/ or charts/test/ (e.g. `jest runtime/src/mapping`).
  * SWITCHYARD_TEST_KUBE=1 or 0 forces the choice.
  */
 function needsControlPlane(globalConfig) {
@@ -43,7 +43,7 @@ function needsControlPlane(globalConfig) {
     const patterns = globalConfig.testPathPatterns;
     if (!patterns?.isSet()) return true;
     const executor = patterns.toExecutor({ rootDir: globalConfig.rootDir });
-    return testFiles(path.join(repoRoot, 'operator/src')).some((f) => executor.isMatch(f));
+    return ['operator/src', 'charts/test'].flatMap((dir) => testFiles(path.join(repoRoot, dir))).some((f) => executor.isMatch(f));
   } catch {
     return true;
   }
