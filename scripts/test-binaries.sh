@@ -6,6 +6,10 @@
 #   scripts/test-binaries.sh --path NAME  print the cached path of NAME (build it when missing)
 #   scripts/test-binaries.sh --cached NAME  print the cached path of NAME, or fail when it is not built
 #
+# Names: nats-server, etcd, kube-apiserver, kube-controller-manager, kubectl, helm, glua (gopher-lua,
+# the Lua VM Argo CD runs health checks with) and monitoring-crds (a directory holding the
+# ServiceMonitor and PodMonitor CustomResourceDefinitions, generated from prometheus-operator's API types).
+#
 # Cache root: $SWITCHYARD_BIN_CACHE (default: $HOME/.cache/switchyard/bin).
 set -euo pipefail
 
@@ -13,6 +17,9 @@ NATS_SERVER_VERSION=v2.15.2
 KUBERNETES_VERSION=v1.36.3
 ETCD_VERSION=v3.6.16
 HELM_VERSION=v4.3.1
+GLUA_VERSION=v1.1.2
+MONITORING_API_VERSION=v0.95.2
+CONTROLLER_TOOLS_VERSION=v0.23.0
 
 CACHE_ROOT="${SWITCHYARD_BIN_CACHE:-$HOME/.cache/switchyard/bin}"
 
@@ -98,12 +105,40 @@ build_etcd() {
   echo "$dir/etcd"
 }
 
+# build_monitoring_crds: the monitoring.coreos.com/v1 ServiceMonitor and PodMonitor CRDs, generated
+# as upstream does (controller-gen's crd generator, crdVersions=v1, over the v1 API package) from
+# the published API types module; the operator's root module is not needed. Prints the directory.
+build_monitoring_crds() {
+  local version=$MONITORING_API_VERSION dir="$CACHE_ROOT/monitoring-crds-$MONITORING_API_VERSION"
+  local api=github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring
+  if monitoring_crds_complete "$dir"; then echo "$dir"; return 0; fi
+  need_go
+  log "generating the ServiceMonitor and PodMonitor CRDs from $api $version (first run only)"
+  local src="$CACHE_ROOT/.src/monitoring-crds-$version"
+  wrapper_module "$src" "$api" "$version"
+  local tmp; tmp=$(mktemp -d "$CACHE_ROOT/.build-monitoring-crds-XXXXXX")
+  (cd "$src" && GOFLAGS=-mod=mod go get "$api@$version" "sigs.k8s.io/controller-tools/cmd/controller-gen@$CONTROLLER_TOOLS_VERSION" >&2 \
+    && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -o "$tmp/.controller-gen" sigs.k8s.io/controller-tools/cmd/controller-gen >&2 \
+    && GOFLAGS=-mod=mod "$tmp/.controller-gen" crd:crdVersions=v1 "paths=$api/v1" "output:crd:dir=$tmp" >&2)
+  find "$tmp" -mindepth 1 -maxdepth 1 ! -name 'monitoring.coreos.com_servicemonitors.yaml' ! -name 'monitoring.coreos.com_podmonitors.yaml' -exec rm -rf {} +
+  monitoring_crds_complete "$tmp" || { log "controller-gen produced no ServiceMonitor/PodMonitor CRD"; ls -la "$tmp" >&2; exit 1; }
+  chmod 755 "$tmp"
+  rm -rf "$dir"; mv "$tmp" "$dir"
+  echo "$dir"
+}
+
+monitoring_crds_complete() {
+  [[ -s "$1/monitoring.coreos.com_servicemonitors.yaml" && -s "$1/monitoring.coreos.com_podmonitors.yaml" ]]
+}
+
 build() {
   case "$1" in
     nats-server) build_module nats-server "$NATS_SERVER_VERSION" github.com/nats-io/nats-server/v2 ;;
     kube-apiserver | kube-controller-manager | kubectl) build_kubernetes "$1" ;;
     etcd) build_etcd ;;
     helm) build_module helm "$HELM_VERSION" helm.sh/helm/v4/cmd/helm ;;
+    glua) build_module glua "$GLUA_VERSION" github.com/yuin/gopher-lua/cmd/glua ;;
+    monitoring-crds) build_monitoring_crds ;;
     *) log "unknown test binary: $1"; exit 2 ;;
   esac
 }
@@ -115,6 +150,11 @@ if [[ "${1:-}" == "--cached" ]]; then
     kube-apiserver | kube-controller-manager | kubectl) p="$CACHE_ROOT/$2-$KUBERNETES_VERSION/$2" ;;
     etcd) p="$CACHE_ROOT/etcd-$ETCD_VERSION/etcd" ;;
     helm) p="$CACHE_ROOT/helm-$HELM_VERSION/helm" ;;
+    glua) p="$CACHE_ROOT/glua-$GLUA_VERSION/glua" ;;
+    monitoring-crds)
+      p="$CACHE_ROOT/monitoring-crds-$MONITORING_API_VERSION"
+      monitoring_crds_complete "$p" || exit 1
+      echo "$p"; exit 0 ;;
     *) log "unknown test binary: $2"; exit 2 ;;
   esac
   [[ -x "$p" ]] || exit 1

@@ -71,6 +71,10 @@ describe('generated CRDs', () => {
     expect(rule.properties.each.items).toEqual({ type: 'object', 'x-kubernetes-preserve-unknown-fields': true });
   });
 
+  it('hold no empty `properties` map, which the API server drops (a perpetual diff for GitOps tools)', () => {
+    for (const [name, text] of renderCrds()) expect({ name, empty: /^\s*properties: \{\}$/m.test(text) }).toEqual({ name, empty: false });
+  });
+
   it('refuses schema constructs a CRD cannot express', () => {
     expect(() => toStructural({ anyOf: [{ type: 'string' }, { type: 'integer' }] }, 'x')).toThrow(/anyOf/);
   });

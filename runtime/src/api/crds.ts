@@ -55,6 +55,8 @@ export function toStructural(schema: TSchema | JsonSchema, at = '#', defs = new 
     }
   }
   if (src.additionalProperties === true && src.properties) out['x-kubernetes-preserve-unknown-fields'] = true;
+  // The API server drops an empty `properties`: left in, GitOps tools would see a diff forever.
+  if (out.properties && Object.keys(out.properties as object).length === 0) delete out.properties;
   // `kubectl explain` shows descriptions only: state the default and bounds there too. Rules
   // nested in `each` repeat the first level's fields word for word: their descriptions are left
   // out there, which keeps the Mapping CRD well under the API server's request size limit.
@@ -217,7 +219,7 @@ export function renderChartCrds(): Map<string, string> {
     KINDS.map((k) => {
       const crd = crdFor(k);
       const spec = stringify({ spec: crd.spec }, { lineWidth: 0 }).replace(/\{\{/g, '{{ "{{" }}');
-      return [`${GROUP}_${k.plural}.yaml`, `${header.replace('%NAME%', crd.metadata.name)}\n${spec}{{- end }}\n`];
+      return [`${GROUP}_${k.plural}.yaml`, `${header.replace('%NAME%', `${k.plural}.${GROUP}`)}\n${spec}{{- end }}\n`];
     }),
   );
 }

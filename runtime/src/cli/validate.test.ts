@@ -91,7 +91,7 @@ describe('switchyard validate', () => {
     await writeFile(path.join(dir, 'mappings', 'broken.yaml'), 'apiVersion: switchyard.io/v1alpha1\nkind: Mapping\nmetadata: {name: broken}\nspec:\n  default:\n    fields:\n      - {to: a, from: "b..c"}\n');
     const flat = await run('validate', '-f', dir);
     expect(flat.code).toBe(0);
-    expect(flat.err).toBe(`note: subfolders not read (add -R to read them): ${path.join(dir, 'cluster')}, ${path.join(dir, 'mappings')}`);
+    expect(flat.err).toBe(`note: subfolders not read (add -R to read them): ${path.join(dir, 'argocd')}, ${path.join(dir, 'cluster')}, ${path.join(dir, 'mappings')}`);
     const deep = await run('validate', '-R', '-f', dir);
     expect(deep.code).toBe(1);
     expect(deep.err).toContain(`${path.join(dir, 'mappings', 'broken.yaml')}#0 (Mapping/default/broken): /spec/default/fields/0/from`);
