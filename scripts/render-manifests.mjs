@@ -39,7 +39,7 @@ const header = `# Switchyard for a plain \`kubectl apply\`: the Helm chart chart
 #     in the Deployments, and forwarder.image in operator.yaml (the forwarder pods' runtime image).
 # Install:
 #   kubectl apply --server-side -f crds/
-#   kubectl apply -f deploy/switchyard.yaml
+#   kubectl apply --server-side -f deploy/switchyard.yaml
 # NATS credentials, TLS, an Ingress, metrics and the other options are chart values: for them
 # install the chart with Helm, or render your own copy with \`helm template\`.
 `;
