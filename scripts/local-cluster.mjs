@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // `npm run cluster`: a throwaway Kubernetes control plane on loopback (etcd, kube-apiserver,
 // kube-controller-manager; the test suite's own), a pinned nats-server with JetStream, and a fake
-// node that runs pods as local processes (the runtime image maps onto this repository), so the
-// operator and the examples can be tried without a cluster. Ctrl-C stops everything.
+// node that runs pods as local processes (the runtime and operator images map onto this
+// repository), so the operator, the Helm chart and the examples can be tried without a cluster.
+// Ctrl-C stops everything.
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,7 +14,8 @@ const load = (p) => tsImport(path.join(repoRoot, p), import.meta.url);
 
 const { startControlPlane } = await load('operator/src/test-support/control-plane.ts');
 const { startFakeNode } = await load('operator/src/test-support/fake-node.ts');
-const { startNatsServer } = await load('runtime/src/local/nats-server.ts');
+const { freePort, startNatsServer } = await load('runtime/src/local/nats-server.ts');
+const { chartCopy } = await load('charts/test/helm.ts');
 const { RUNTIME_VERSION } = await load('runtime/src/destinations/types.ts');
 
 const cluster = await startControlPlane();
@@ -24,30 +26,49 @@ const core = kc.makeApiClient(CoreV1Api);
 await core.createNamespace({ body: { metadata: { name: 'switchyard-system' } } });
 // examples/cluster/ingestion.yaml runs in the operator's default ingestion namespace and reads NATS from here.
 await core.createNamespacedConfigMap({ namespace: 'switchyard-system', body: { metadata: { name: 'switchyard-nats' }, data: { url: nats.url } } });
-const image = `ghcr.io/switchyard/runtime:${RUNTIME_VERSION}`;
-const node = await startFakeNode({ kubeConfig: kc, images: { [image]: { root: repoRoot, prefix: '/app' } } });
+// The chart's images (its appVersion is RUNTIME_VERSION), both the checkout.
+const checkout = { root: repoRoot, prefix: '/app' };
+const images = { [`ghcr.io/switchyard/runtime:${RUNTIME_VERSION}`]: checkout, [`ghcr.io/switchyard/operator:${RUNTIME_VERSION}`]: checkout };
+// The operator reads its metrics port from its settings file, which the fake node cannot rewrite:
+// these ports stay as declared. Two, since the old and the new operator pod of a rollout run side by side.
+const metricsPorts = [await freePort()];
+while (metricsPorts.length < 2) {
+  const port = await freePort();
+  if (!metricsPorts.includes(port)) metricsPorts.push(port);
+}
+const node = await startFakeNode({ kubeConfig: kc, images, fixedPorts: metricsPorts });
+// `helm install` wants the chart's NATS dependency in its charts/ even when disabled, and
+// `helm dependency build` fetches it from the internet: a copy with a stand-in does without.
+const chart = await chartCopy();
 const settings = path.join(cluster.dir, 'operator.yaml');
 // ingestion.namespace stays the default (switchyard-system), as in a real installation.
 await writeFile(settings, `# Operator settings for the local cluster\nnats:\n  servers: [${nats.url}]\nleaderElection:\n  namespace: switchyard-system\nmetricsPort: 8081\n`);
 
-// The commands below name the pinned kubectl by its full path: another kubectl on PATH may be
-// too old for this API server, or be a wrapper bound to another cluster.
-let kubectl;
-try {
-  const { execFileSync } = await import('node:child_process');
-  kubectl = execFileSync(path.join(repoRoot, 'scripts/test-binaries.sh'), ['--cached', 'kubectl'], { encoding: 'utf8' }).trim();
-} catch {
-  // kubectl is optional: any recent kubectl works with the kubeconfig.
+// The commands below name the pinned kubectl and helm by their full paths: another one on PATH may
+// be too old for this API server, or be a wrapper bound to another cluster.
+const { execFileSync } = await import('node:child_process');
+/** Path of a pinned binary already built by scripts/test-binaries.sh, else undefined (any recent one works). */
+function cachedBinary(name) {
+  try {
+    return execFileSync(path.join(repoRoot, 'scripts/test-binaries.sh'), ['--cached', name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return undefined;
+  }
 }
+const kubectl = cachedBinary('kubectl');
+const helm = cachedBinary('helm');
 const setK = kubectl ? `K=${kubectl}` : 'K=kubectl   # none built (scripts/test-binaries.sh kubectl builds the pinned one)';
+const setH = helm ? `H=${helm}` : 'H=helm      # none built (scripts/test-binaries.sh helm builds the pinned one)';
 
 process.stdout.write(`
 local cluster ready
   API server   ${cluster.server}
   NATS         ${nats.url}
   kubectl      ${kubectl ?? '(not built: scripts/test-binaries.sh kubectl)'}
+  helm         ${helm ?? '(not built: scripts/test-binaries.sh helm)'}
+  chart        ${chart}  (a copy of charts/switchyard made now, with a stand-in for the NATS dependency)
 
-In another terminal:
+Either run the operator from this checkout, in another terminal:
   export KUBECONFIG=${cluster.kubeconfigPath}
   npm run operator -- --settings ${settings}
 and in a third:
@@ -55,6 +76,17 @@ and in a third:
   ${setK}
   $K apply -f examples/ -f examples/cluster/ingestion.yaml
   $K get integrations,sources,mappings,deployments,pods -A
+
+or install the operator and the ingestion with the Helm chart, in another terminal:
+  export KUBECONFIG=${cluster.kubeconfigPath}
+  ${setK}
+  ${setH}
+  $H install switchyard ${chart} -n switchyard-system --set crds.install=false \\
+    --set 'natsConnection.servers={${nats.url}}' --set operator.metricsPort=${metricsPorts[0]}
+  $K apply -f examples/
+  $K get integrations,sources,mappings,deployments,pods -A
+(crds.install=false: the CRDs of crds/ are installed already. A \`helm upgrade\` that changes the
+operator's settings rolls its pod: alternate operator.metricsPort between ${metricsPorts[0]} and ${metricsPorts[1]}.)
 
 Pods run here as processes; their ports are printed below as they start. Ctrl-C stops everything.
 `);

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
@@ -64,6 +64,13 @@ export interface FakeNodeOptions {
   maxProbePeriodMs?: number;
   /** Restart back-off of exited containers, in ms: first delay, doubled up to max (default 200 and 5000). */
   restartBackoffMs?: { initial: number; max: number };
+  /**
+   * Declared container ports that keep their number locally instead of getting a free port, for
+   * programs that read their port from a mounted file the node cannot rewrite. Like a hostPort, one
+   * is held by one pod at a time: a second pod declaring it while the first runs (a rolling update
+   * of a one-replica Deployment) fails to listen until the first is gone. Default: none.
+   */
+  fixedPorts?: number[];
 }
 
 /** One container the fake node runs (or ran), for debugging and for finding its ports. */
@@ -106,6 +113,8 @@ export interface FakeNode {
 }
 
 const LOCALHOST = '127.0.0.1';
+/** Where the service-account admission mounts the API token, CA and namespace; in-cluster clients read it there. */
+const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
 /**
  * Starts a fake node: like kwok it plays the kubelet (and the scheduler's binding) against a real
@@ -115,11 +124,17 @@ const LOCALHOST = '127.0.0.1';
  * mount paths, image paths and declared ports in command, args and env, starts the processes,
  * probes them, restarts them with back-off and reports pod status like the kubelet; a deleted pod's
  * processes get SIGTERM, then SIGKILL after the (capped) grace period, and the pod is then removed.
- * Pods share the host network: each declared containerPort gets a free local port.
+ * Pods share the host network: each declared containerPort gets a free local port (except those of
+ * `options.fixedPorts`, kept as declared).
  *
  * Each process gets PATH and HOME of this process, `options.env`, HOSTNAME, KUBERNETES_SERVICE_HOST
- * and _PORT (the API server, so in-cluster clients work with the projected service-account token
- * and kube-root-ca.crt), then the container's envFrom and env ($(VAR) expanded). Init containers
+ * and _PORT (the API server), then the container's envFrom and env ($(VAR) expanded). A container
+ * mounting a volume at /var/run/secrets/kubernetes.io/serviceaccount (the projected service-account
+ * token, ca.crt and namespace) also gets KUBECONFIG (unless it sets one): a kubeconfig in the pod
+ * folder naming that API server, the volume's CA and token files and the pod's namespace, since a
+ * local process cannot see the fixed path in-cluster clients read; clients that try KUBECONFIG
+ * before the in-cluster files (client-go, @kubernetes/client-node's loadFromDefault) thus
+ * authenticate as the pod's ServiceAccount. Init containers
  * run in order first; restartPolicy is honoured. Not supported (the container then waits with the
  * reason in its status): resourceFieldRef, volume types other than those above. Startup probes are
  * ignored and gRPC probes always fail.
@@ -153,6 +168,7 @@ class FakeNodeImpl implements FakeNode {
   private heartbeat: NodeJS.Timeout | undefined;
   private readySince: string | undefined;
   readonly portsInUse = new Set<number>();
+  readonly fixedPorts: ReadonlySet<number>;
   private readonly problemLog: string[] = [];
   stopped = false;
 
@@ -166,6 +182,7 @@ class FakeNodeImpl implements FakeNode {
       backoffInitialMs: options.restartBackoffMs?.initial ?? 200,
       backoffMaxMs: options.restartBackoffMs?.max ?? 5000,
     };
+    this.fixedPorts = new Set(options.fixedPorts ?? []);
   }
 
   async start(): Promise<void> {
@@ -387,7 +404,7 @@ class FakeNodeImpl implements FakeNode {
   async allocatePort(): Promise<number> {
     for (;;) {
       const port = await freePort();
-      if (!this.portsInUse.has(port)) {
+      if (!this.portsInUse.has(port) && !this.fixedPorts.has(port)) {
         this.portsInUse.add(port);
         return port;
       }
@@ -533,7 +550,9 @@ class PodRuntime {
     if (this.portMap.size === 0) {
       for (const c of [...(this.pod.spec?.initContainers ?? []), ...(this.pod.spec?.containers ?? [])]) {
         for (const p of c.ports ?? []) {
-          if (!this.portMap.has(p.containerPort)) this.portMap.set(p.containerPort, await this.node.allocatePort());
+          if (!this.portMap.has(p.containerPort)) {
+            this.portMap.set(p.containerPort, this.node.fixedPorts.has(p.containerPort) ? p.containerPort : await this.node.allocatePort());
+          }
           if (p.name) this.namedPorts.set(p.name, p.containerPort);
         }
       }
@@ -659,6 +678,29 @@ class PodRuntime {
         await this.materialize(v).catch((e) => this.node.problem(`${this.key}: refreshing volume ${v.name}: ${errText(e)}`));
       }
     });
+  }
+
+  /**
+   * For a container mounting a volume at {@link SERVICE_ACCOUNT_DIR}: writes a kubeconfig next to
+   * the pod's volumes for the API server `server` with that volume's `ca.crt` and `token` files and
+   * the pod's namespace, and resolves to its path; else resolves to undefined.
+   */
+  async serviceAccountKubeconfig(c: V1Container, server: string): Promise<string | undefined> {
+    const mount = (c.volumeMounts ?? []).find((m) => trimSlash(m.mountPath) === SERVICE_ACCOUNT_DIR && !m.subPath);
+    const volume = mount && this.volumes.get(mount.name);
+    if (!mount || !volume) return undefined;
+    const config = {
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'in-cluster', cluster: { server, 'certificate-authority': path.join(volume.dir, 'ca.crt') } }],
+      users: [{ name: 'service-account', user: { 'token-file': path.join(volume.dir, 'token') } }],
+      contexts: [{ name: 'in-cluster', context: { cluster: 'in-cluster', user: 'service-account', namespace: this.namespace } }],
+      'current-context': 'in-cluster',
+    };
+    const file = path.join(this.dir, `${mount.name}.kubeconfig`);
+    // JSON is YAML: every kubeconfig reader takes it.
+    await writeFile(file, JSON.stringify(config, null, 2), { mode: 0o600 });
+    return file;
   }
 
   /** Path rules for a container: its volume mounts (longest first), then its image's prefix. */
@@ -950,6 +992,8 @@ class ContainerRuntime {
       KUBERNETES_SERVICE_PORT: server.port || '443',
       KUBERNETES_SERVICE_PORT_HTTPS: server.port || '443',
     };
+    const kubeconfig = await pod.serviceAccountKubeconfig(c, server.origin);
+    if (kubeconfig) base.KUBECONFIG = kubeconfig;
     // Values as the pod declares them ($(VAR) sees these), then rewritten for the local machine.
     const declared: Record<string, string> = { ...base };
     for (const from of c.envFrom ?? []) {
