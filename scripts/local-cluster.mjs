@@ -29,14 +29,7 @@ await core.createNamespacedConfigMap({ namespace: 'switchyard-system', body: { m
 // The chart's images (its appVersion is RUNTIME_VERSION), both the checkout.
 const checkout = { root: repoRoot, prefix: '/app' };
 const images = { [`ghcr.io/switchyard/runtime:${RUNTIME_VERSION}`]: checkout, [`ghcr.io/switchyard/operator:${RUNTIME_VERSION}`]: checkout };
-// The operator reads its metrics port from its settings file, which the fake node cannot rewrite:
-// these ports stay as declared. Two, since the old and the new operator pod of a rollout run side by side.
-const metricsPorts = [await freePort()];
-while (metricsPorts.length < 2) {
-  const port = await freePort();
-  if (!metricsPorts.includes(port)) metricsPorts.push(port);
-}
-const node = await startFakeNode({ kubeConfig: kc, images, fixedPorts: metricsPorts });
+const node = await startFakeNode({ kubeConfig: kc, images });
 // `helm install` wants the chart's NATS dependency in its charts/ even when disabled, and
 // `helm dependency build` fetches it from the internet: a copy with a stand-in does without.
 const chart = await chartCopy();
@@ -82,11 +75,10 @@ or install the operator and the ingestion with the Helm chart, in another termin
   ${setK}
   ${setH}
   $H install switchyard ${chart} -n switchyard-system --set crds.install=false \\
-    --set 'natsConnection.servers={${nats.url}}' --set operator.metricsPort=${metricsPorts[0]}
+    --set 'natsConnection.servers={${nats.url}}'
   $K apply -f examples/
   $K get integrations,sources,mappings,deployments,pods -A
-(crds.install=false: the CRDs of crds/ are installed already. A \`helm upgrade\` that changes the
-operator's settings rolls its pod: alternate operator.metricsPort between ${metricsPorts[0]} and ${metricsPorts[1]}.)
+(crds.install=false: the CRDs of crds/ are installed already.)
 
 Pods run here as processes; their ports are printed below as they start. Ctrl-C stops everything.
 `);

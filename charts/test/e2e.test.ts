@@ -15,7 +15,6 @@ import { AppsV1Api, CoreV1Api, CoordinationV1Api, type KubeConfig, type V1Pod } 
 import { jetstreamManager } from '@nats-io/jetstream';
 import { parse } from 'yaml';
 import { connectNats } from '../../runtime/src/nats/connection.js';
-import { freePort } from '../../runtime/src/local/nats-server.js';
 import { isolatedStreamSettings, testNatsSettings } from '../../runtime/src/test-support/nats.js';
 import { startTestReceiver, type TestReceiver } from '../../runtime/src/test-support/http-receiver.js';
 import { startControlPlane, type ControlPlane } from '../../operator/src/test-support/control-plane.js';
@@ -45,8 +44,6 @@ let chart: string;
 let scratch: string;
 /** The chart's appVersion: the tag of both images. */
 let appVersion: string;
-/** operator.metricsPort at install, then after the upgrade: the operator reads it from its settings file, so the fake node keeps both as they are. */
-let metricsPorts: [number, number];
 
 beforeAll(async () => {
   for (const built of ['runtime/dist/cli/bin.js', 'operator/dist/cli.js']) {
@@ -63,15 +60,10 @@ beforeAll(async () => {
   admin = plane.kubeConfig();
   core = admin.makeApiClient(CoreV1Api);
   apps = admin.makeApiClient(AppsV1Api);
-  const first = await freePort();
-  let second = await freePort();
-  while (second === first) second = await freePort();
-  metricsPorts = [first, second];
   const image = { root: repoRoot, prefix: '/app' };
   node = await startFakeNode({
     kubeConfig: admin,
     images: { [`ghcr.io/switchyard/runtime:${appVersion}`]: image, [`ghcr.io/switchyard/operator:${appVersion}`]: image },
-    fixedPorts: metricsPorts,
   });
 });
 
@@ -113,8 +105,8 @@ async function valuesFile(values: Record<string, unknown>): Promise<string> {
   return file;
 }
 
-/** The release's values: the suite's NATS, this file's streams, a metrics port the fake node keeps. */
-function releaseValues(metricsPort: number, eventsMaxAge = '7d'): Record<string, unknown> {
+/** The release's values: the suite's NATS and this file's streams. */
+function releaseValues(eventsMaxAge = '7d'): Record<string, unknown> {
   return {
     natsConnection: { servers: [process.env.NATS_URL] },
     streams: {
@@ -123,7 +115,6 @@ function releaseValues(metricsPort: number, eventsMaxAge = '7d'): Record<string,
       deadLetter: { name: streams.deadLetter.name },
       advisories: { name: streams.advisories.name },
     },
-    operator: { metricsPort },
     // One is enough to prove the wiring, and lighter on a shared machine.
     ingestion: { replicas: 1 },
   };
@@ -142,8 +133,10 @@ async function soleReadyPod(namespace: string, component: string): Promise<V1Pod
   return pods.length === 1 && isReady(pods[0]!) ? pods[0] : undefined;
 }
 
-/** What the operator's /readyz answers on its metrics port. */
-async function operatorReadyz(port: number): Promise<string> {
+/** What the operator pod's /readyz answers on the local port the fake node gave its metrics port. */
+async function operatorReadyz(operatorPod: string): Promise<string> {
+  const port = node.localPort(NAMESPACE, operatorPod, 'metrics');
+  if (port === undefined) throw new Error(`operator pod ${operatorPod} has no local metrics port`);
   const res = await fetch(`http://127.0.0.1:${port}/readyz`);
   return `${res.status} ${await res.text()}`;
 }
@@ -173,14 +166,13 @@ async function configChecksum(name: string): Promise<string | undefined> {
 }
 
 test('helm install: the operator leads in its pod, the ingestion pod serves the Sources, an event reaches the receiver through the forwarder pod', async () => {
-  const out = await helmOk(['install', RELEASE, chart, '--namespace', NAMESPACE, '--create-namespace', '-f', await valuesFile(releaseValues(metricsPorts[0]))]);
+  const out = await helmOk(['install', RELEASE, chart, '--namespace', NAMESPACE, '--create-namespace', '-f', await valuesFile(releaseValues())]);
   expect(out).toContain('STATUS: deployed');
 
   const operatorPod = await until(() => soleReadyPod(NAMESPACE, 'operator'), { what: 'the operator pod Ready' });
   expect(operatorPod.spec?.serviceAccountName).toBe('switchyard-operator');
-  expect(node.localPort(NAMESPACE, operatorPod.metadata!.name!, 'metrics')).toBe(metricsPorts[0]);
   // Ready also means standing by: this one must lead, as the only replica, under its pod name.
-  await until(async () => (await operatorReadyz(metricsPorts[0])) === '200 leading', { what: 'the operator /readyz answering leading' });
+  await until(async () => (await operatorReadyz(operatorPod.metadata!.name!)) === '200 leading', { what: 'the operator /readyz answering leading' });
   expect(await leaseHolder()).toMatch(new RegExp(`^${operatorPod.metadata!.name}_`));
 
   const sources = await until(() => core.readNamespacedSecret({ name: 'switchyard-sources', namespace: NAMESPACE }), { what: 'the sources Secret written by the operator' });
@@ -245,9 +237,8 @@ test('helm upgrade with changed settings rolls the operator and the ingestion (c
   expect(before.operator && before.ingestion && before.forwarder).toBeTruthy();
   const checksums = { operator: await configChecksum('switchyard-operator'), ingestion: await configChecksum('switchyard-ingestion') };
 
-  // Both pods' settings change (the streams' maxAge is in both files); the operator also moves to
-  // another metrics port, since old and new operator pod run side by side on this one host.
-  await helmOk(['upgrade', RELEASE, chart, '--namespace', NAMESPACE, '-f', await valuesFile(releaseValues(metricsPorts[1], '6d'))]);
+  // Both pods' settings change (the streams' maxAge is in both files).
+  await helmOk(['upgrade', RELEASE, chart, '--namespace', NAMESPACE, '-f', await valuesFile(releaseValues('6d'))]);
   expect(await configChecksum('switchyard-operator')).not.toBe(checksums.operator);
   expect(await configChecksum('switchyard-ingestion')).not.toBe(checksums.ingestion);
 
@@ -255,7 +246,7 @@ test('helm upgrade with changed settings rolls the operator and the ingestion (c
     const pod = await soleReadyPod(NAMESPACE, 'operator');
     return pod && pod.metadata?.name !== before.operator ? pod : undefined;
   }, { what: 'the operator pod replaced', timeoutMs: 45_000 });
-  await until(async () => (await operatorReadyz(metricsPorts[1])) === '200 leading', { what: 'the new operator pod leading' });
+  await until(async () => (await operatorReadyz(operatorPod.metadata!.name!)) === '200 leading', { what: 'the new operator pod leading' });
   expect(await leaseHolder()).toMatch(new RegExp(`^${operatorPod.metadata!.name}_`));
   const ingestionPod = await until(async () => {
     const pod = await soleReadyPod(NAMESPACE, 'ingestion');

@@ -286,7 +286,9 @@ describe('settings', () => {
         expect(settings.forwarder.command).toEqual(['node', '/app/runtime/bin/switchyard.js']);
         expect(settings.forwarder.natsServers).toEqual(settings.nats.servers);
         const operator = one(objects(), 'Deployment', `${release}-operator`).spec.template.spec.containers[0];
-        expect(settings.metricsPort).toBe(operator.ports[0].containerPort);
+        // The port is a flag in the pod spec, beside the probes and the Service that use it.
+        expect(configFile(cm, 'operator.yaml')).not.toHaveProperty('metricsPort');
+        expect(operator.args.slice(2)).toEqual(['--metrics-port', String(operator.ports[0].containerPort)]);
       });
 
       test('the operator reads operator.yaml from the mounted ConfigMap, and every NATS file it names is mounted from its Secret', () => {
@@ -295,7 +297,7 @@ describe('settings', () => {
         const pod = deployment.spec.template.spec;
         const container = pod.containers[0];
         expect(container.command).toEqual(['node', '/app/operator/bin/switchyard-operator.js']);
-        expect(container.args).toEqual(['--settings', '/etc/switchyard/operator/operator.yaml']);
+        expect(container.args.slice(0, 2)).toEqual(['--settings', '/etc/switchyard/operator/operator.yaml']);
         const source = fileSource(pod, container, container.args[1]);
         expect(source).toEqual({ volume: expect.objectContaining({ configMap: expect.objectContaining({ name: cm.metadata.name }) }), key: 'operator.yaml' });
         expect(container.env).toContainEqual({ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } });

@@ -63,15 +63,15 @@ test('switchyard-operator runs from its settings file, serves its endpoints and 
   expect(lease.spec?.holderIdentity).toBe('');
 });
 
-test('a taken metricsPort fails at once, before campaigning for the Lease', async () => {
+test('a taken metrics port (--metrics-port wins over the settings file) fails at once, before campaigning for the Lease', async () => {
   const dir = await tempDir();
   const blocker = createServer();
   await new Promise<void>((r) => blocker.listen(0, '0.0.0.0', r));
   const port = (blocker.address() as { port: number }).port;
   const settings = path.join(dir, 'operator.yaml');
-  await writeFile(settings, JSON.stringify({ namespaces: [ns], leaderElection: { namespace: ns, leaseName: 'taken-port' }, metricsPort: port, nats: { servers: nats.fx.nats.servers } }));
+  await writeFile(settings, JSON.stringify({ namespaces: [ns], leaderElection: { namespace: ns, leaseName: 'taken-port' }, metricsPort: await freePort(), nats: { servers: nats.fx.nats.servers } }));
   try {
-    const child = spawn(process.execPath, [path.join(repoRoot, 'operator/bin/switchyard-operator.js'), '--settings', settings], { env: process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [path.join(repoRoot, 'operator/bin/switchyard-operator.js'), '--settings', settings, '--metrics-port', String(port)], { env: process.env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d));
     const [code] = await once(child, 'exit');
@@ -81,4 +81,12 @@ test('a taken metricsPort fails at once, before campaigning for the Lease', asyn
   } finally {
     blocker.close();
   }
+});
+
+test('--metrics-port refuses what is not a port', async () => {
+  const child = spawn(process.execPath, [path.join(repoRoot, 'operator/bin/switchyard-operator.js'), '--metrics-port', '80a'], { env: process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d));
+  const [code] = await once(child, 'exit');
+  expect({ code, stderr: stderr.trim() }).toEqual({ code: 1, stderr: expect.stringContaining('--metrics-port must be an integer from 0 to 65535, got "80a"') });
 });

@@ -6,10 +6,12 @@ import { startOperator, type Operator } from './controller.js';
 import { loadOperatorSettings } from './settings.js';
 
 /**
- * `switchyard-operator [--settings file] [--kubeconfig file]`: runs the operator until SIGTERM or
- * SIGINT. Kubernetes credentials come from `--kubeconfig`, else KUBECONFIG, else the in-cluster
- * service account. Serves /healthz, /readyz (200 once leading with filled caches, or standing by)
- * and /metrics on the settings' metricsPort.
+ * `switchyard-operator [--settings file] [--kubeconfig file] [--metrics-port port]`: runs the
+ * operator until SIGTERM or SIGINT. Kubernetes credentials come from `--kubeconfig`, else
+ * KUBECONFIG, else the in-cluster service account. Serves /healthz, /readyz (200 once leading with
+ * filled caches, or standing by) and /metrics on `--metrics-port`, else the settings' metricsPort
+ * (a flag, so a pod spec states the port its probes and Service use).
+ * @throws Error when `--metrics-port` is not an integer 0–65535 (0: no endpoints).
  */
 export async function main(argv: string[]): Promise<void> {
   const program = new Command('switchyard-operator')
@@ -17,10 +19,17 @@ export async function main(argv: string[]): Promise<void> {
     .version(RUNTIME_VERSION)
     .option('--settings <file>', 'operator settings (YAML or JSON); default: every default')
     .option('--kubeconfig <file>', 'kubeconfig; default: KUBECONFIG, else in-cluster')
+    .option('--metrics-port <port>', 'port of /metrics, /healthz and /readyz (0: none); default: the settings\' metricsPort (8080)')
     .parse(argv);
-  const opts = program.opts<{ settings?: string; kubeconfig?: string }>();
+  const opts = program.opts<{ settings?: string; kubeconfig?: string; metricsPort?: string }>();
   const logger = createLogger({ base: { app: 'switchyard-operator' } });
-  const settings = await loadOperatorSettings(opts.settings);
+  const loaded = await loadOperatorSettings(opts.settings);
+  let settings = loaded;
+  if (opts.metricsPort !== undefined) {
+    const port = /^\d+$/.test(opts.metricsPort) ? Number(opts.metricsPort) : NaN;
+    if (!(port >= 0 && port <= 65535)) throw new Error(`--metrics-port must be an integer from 0 to 65535, got ${JSON.stringify(opts.metricsPort)}`);
+    settings = Object.freeze({ ...loaded, metricsPort: port });
+  }
   const kubeConfig = new KubeConfig();
   try {
     if (opts.kubeconfig) kubeConfig.loadFromFile(opts.kubeconfig);

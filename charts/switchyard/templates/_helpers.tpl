@@ -279,7 +279,6 @@ nats:
   {{- include "switchyard.nats.settings" . | nindent 2 }}
 streams:
   {{- include "switchyard.streams.settings" . | nindent 2 }}
-metricsPort: {{ int $o.metricsPort }}
 {{- end }}
 
 {{/*

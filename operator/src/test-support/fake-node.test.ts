@@ -3,7 +3,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AppsV1Api, CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
-import { freePort } from '../../../runtime/src/local/nats-server.js';
 import { startFakeNode, type FakeNode } from './fake-node.js';
 import { createTestNamespace, deleteTestNamespace, testKubeConfig, waitFor, type WaitForOptions } from './kube.js';
 
@@ -35,8 +34,6 @@ let apps: AppsV1Api;
 let ns: string;
 let node: FakeNode;
 let imageRoot: string;
-/** A port the node keeps as declared (fixedPorts). */
-let fixedPort: number;
 
 beforeAll(async () => {
   kc = testKubeConfig();
@@ -45,8 +42,7 @@ beforeAll(async () => {
   ns = await createTestNamespace(kc, 'fake-node');
   imageRoot = await mkdtemp(path.join(os.tmpdir(), 'switchyard-image-'));
   await writeFile(path.join(imageRoot, 'banner.txt'), 'from the image');
-  fixedPort = await freePort();
-  node = await startFakeNode({ kubeConfig: kc, namespaces: [ns], images: { [IMAGE]: { root: imageRoot, prefix: '/app' } }, fixedPorts: [fixedPort] });
+  node = await startFakeNode({ kubeConfig: kc, namespaces: [ns], images: { [IMAGE]: { root: imageRoot, prefix: '/app' } } });
 });
 
 afterAll(async () => {
@@ -163,36 +159,6 @@ it('restarts a crashing container with back-off and reports it like the kubelet'
   expect(node.logs(ns, 'crasher', 'main')).toMatch(/^up\nup\n/);
   await core.deleteNamespacedPod({ name: 'crasher', namespace: ns });
   await until(async () => (await podsOf('crasher')).length === 0, { what: 'pod crasher to be gone' });
-});
-
-it('keeps a fixed port as declared, for a server that reads its port from a mounted file', async () => {
-  await core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'fixed' }, data: { port: String(fixedPort) } } });
-  const serve = "const [file] = process.argv.slice(1); require('http').createServer((q, s) => s.end('fixed')).listen(Number(require('fs').readFileSync(file, 'utf8')), '127.0.0.1');";
-  await core.createNamespacedPod({
-    namespace: ns,
-    body: {
-      metadata: { name: 'fixed', labels: { app: 'fixed' } },
-      spec: {
-        containers: [
-          {
-            name: 'main',
-            image: 'node',
-            // The file path is an argument the node rewrites; the port inside the file is not.
-            command: ['node', '-e', serve, '/etc/fixed/port'],
-            ports: [{ name: 'http', containerPort: fixedPort }],
-            readinessProbe: { httpGet: { path: '/', port: 'http' }, periodSeconds: 1 },
-            volumeMounts: [{ name: 'fixed', mountPath: '/etc/fixed' }],
-          },
-        ],
-        volumes: [{ name: 'fixed', configMap: { name: 'fixed' } }],
-      },
-    },
-  });
-  await until(async () => (await core.readNamespacedPod({ name: 'fixed', namespace: ns })).status?.containerStatuses?.[0]?.ready, { what: 'pod fixed Ready' });
-  expect(node.localPort(ns, 'fixed', 'http')).toBe(fixedPort);
-  expect(await (await fetch(`http://127.0.0.1:${fixedPort}/`)).text()).toBe('fixed');
-  await core.deleteNamespacedPod({ name: 'fixed', namespace: ns });
-  await until(async () => (await podsOf('fixed')).length === 0, { what: 'pod fixed to be gone' });
 });
 
 it('gives a container with the service-account token mounted a KUBECONFIG that authenticates as its ServiceAccount', async () => {

@@ -64,13 +64,6 @@ export interface FakeNodeOptions {
   maxProbePeriodMs?: number;
   /** Restart back-off of exited containers, in ms: first delay, doubled up to max (default 200 and 5000). */
   restartBackoffMs?: { initial: number; max: number };
-  /**
-   * Declared container ports that keep their number locally instead of getting a free port, for
-   * programs that read their port from a mounted file the node cannot rewrite. Like a hostPort, one
-   * is held by one pod at a time: a second pod declaring it while the first runs (a rolling update
-   * of a one-replica Deployment) fails to listen until the first is gone. Default: none.
-   */
-  fixedPorts?: number[];
 }
 
 /** One container the fake node runs (or ran), for debugging and for finding its ports. */
@@ -124,8 +117,7 @@ const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
  * mount paths, image paths and declared ports in command, args and env, starts the processes,
  * probes them, restarts them with back-off and reports pod status like the kubelet; a deleted pod's
  * processes get SIGTERM, then SIGKILL after the (capped) grace period, and the pod is then removed.
- * Pods share the host network: each declared containerPort gets a free local port (except those of
- * `options.fixedPorts`, kept as declared).
+ * Pods share the host network: each declared containerPort gets a free local port.
  *
  * Each process gets PATH and HOME of this process, `options.env`, HOSTNAME, KUBERNETES_SERVICE_HOST
  * and _PORT (the API server), then the container's envFrom and env ($(VAR) expanded). A container
@@ -168,7 +160,6 @@ class FakeNodeImpl implements FakeNode {
   private heartbeat: NodeJS.Timeout | undefined;
   private readySince: string | undefined;
   readonly portsInUse = new Set<number>();
-  readonly fixedPorts: ReadonlySet<number>;
   private readonly problemLog: string[] = [];
   stopped = false;
 
@@ -182,7 +173,6 @@ class FakeNodeImpl implements FakeNode {
       backoffInitialMs: options.restartBackoffMs?.initial ?? 200,
       backoffMaxMs: options.restartBackoffMs?.max ?? 5000,
     };
-    this.fixedPorts = new Set(options.fixedPorts ?? []);
   }
 
   async start(): Promise<void> {
@@ -404,7 +394,7 @@ class FakeNodeImpl implements FakeNode {
   async allocatePort(): Promise<number> {
     for (;;) {
       const port = await freePort();
-      if (!this.portsInUse.has(port) && !this.fixedPorts.has(port)) {
+      if (!this.portsInUse.has(port)) {
         this.portsInUse.add(port);
         return port;
       }
@@ -550,9 +540,7 @@ class PodRuntime {
     if (this.portMap.size === 0) {
       for (const c of [...(this.pod.spec?.initContainers ?? []), ...(this.pod.spec?.containers ?? [])]) {
         for (const p of c.ports ?? []) {
-          if (!this.portMap.has(p.containerPort)) {
-            this.portMap.set(p.containerPort, this.node.fixedPorts.has(p.containerPort) ? p.containerPort : await this.node.allocatePort());
-          }
+          if (!this.portMap.has(p.containerPort)) this.portMap.set(p.containerPort, await this.node.allocatePort());
           if (p.name) this.namedPorts.set(p.name, p.containerPort);
         }
       }
