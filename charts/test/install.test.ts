@@ -67,8 +67,15 @@ async function crdsServed(): Promise<void> {
 
 /** Deletes our CRDs (and with them every resource of theirs) and waits until they are gone. */
 async function deleteCrds(): Promise<void> {
+  // A CRD deleted while the API server re-initializes its storage (just after it was changed) keeps
+  // its cleanup finalizer until the finalizer controller's back-off retries, often past any timeout:
+  // delete only once each CRD's resources are served again.
+  for (const name of CRD_NAMES) {
+    if (!(await getCrd(name))) continue;
+    await waitFor(() => kubeRequest(admin, 'GET', `/apis/switchyard.io/v1alpha1/${name.split('.')[0]}`).then(() => true), { what: `${name} served before its deletion` });
+  }
   try {
-    await kubectlOk(plane.kubeconfigPath, ['delete', '--ignore-not-found', '--wait', '--timeout=30s', ...CRD_NAMES.map((n) => `crd/${n}`)]);
+    await kubectlOk(plane.kubeconfigPath, ['delete', '--ignore-not-found', '--wait', '--timeout=60s', ...CRD_NAMES.map((n) => `crd/${n}`)]);
   } catch (err) {
     // The CRDs left, their finalizers and conditions say what the deletion waits for.
     const left = JSON.parse(await kubectlOk(plane.kubeconfigPath, ['get', 'crd', '-o', 'json'])) as { items: Array<{ metadata: { name: string; finalizers?: string[] }; status?: { conditions?: unknown[] } }> };
