@@ -199,6 +199,8 @@ describe('health.lua on resources the operator reconciled', () => {
     expect(await health(withReady({ observedGeneration: generation - 1 }, { generation }))).toMatchObject({ status: 'Progressing', message: `Ready is from generation ${generation - 1}; waiting for generation ${generation}` });
     expect(await health(withReady({ status: 'False', reason: 'NatsUnavailable', message: 'ConsumerReady: connection refused' }))).toMatchObject({ status: 'Degraded' });
     expect(await health(withReady({ status: 'False', reason: 'ProgressDeadlineExceeded', message: 'stuck' }))).toMatchObject({ status: 'Degraded' });
+    // A condition without a message shows its reason alone.
+    expect(await health(withReady({ status: 'False', reason: 'RolloutInProgress', message: '' }))).toEqual({ status: 'Progressing', message: 'RolloutInProgress (backlog 0)' });
     expect((await health(withReady({ status: 'True', reason: 'Ready' }, { deletionTimestamp: '2026-01-01T00:00:00Z' }))).message).toMatch(/^deleting; /);
     const withoutReady = { ...base, status: { ...base.status, conditions: base.status.conditions.filter((c: { type: string }) => c.type !== 'Ready') } };
     expect(await health(withoutReady)).toEqual({ status: 'Progressing', message: 'waiting for the Ready condition' });

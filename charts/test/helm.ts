@@ -1,9 +1,9 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseAllDocuments } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -50,8 +50,8 @@ function tempRoot(): Promise<string> {
 let copy: Promise<string> | undefined;
 
 /**
- * A temp copy of charts/switchyard with a stand-in `charts/nats` (Chart.yaml only: name nats,
- * version 1.2.0, apiVersion v2), made once per process. Helm refuses a chart whose declared
+ * A temp copy of charts/switchyard with a stand-in `charts/nats` (Chart.yaml only: name nats, the
+ * pinned version, apiVersion v2), made once per process. Helm refuses a chart whose declared
  * dependency is missing from charts/, even when disabled, and `helm dependency build` would need
  * the internet. Resolves to the copy's folder (named `switchyard`, as Helm expects).
  */
@@ -63,7 +63,8 @@ export function chartCopy(): Promise<string> {
     // The real subchart, when `helm dependency build` fetched one, is replaced by the stand-in.
     await cp(CHART_DIR, dir, { recursive: true, filter: (src) => !src.startsWith(path.join(CHART_DIR, 'charts') + path.sep) && !src.endsWith('Chart.lock') });
     await mkdir(path.join(dir, 'charts/nats'), { recursive: true });
-    await writeFile(path.join(dir, 'charts/nats/Chart.yaml'), 'apiVersion: v2\nname: nats\nversion: 1.2.0\ndescription: stand-in for the NATS chart in tests\n');
+    const pinned = (parse(await readFile(path.join(CHART_DIR, 'Chart.yaml'), 'utf8')) as { dependencies: { name: string; version: string }[] }).dependencies.find((d) => d.name === 'nats')!.version;
+    await writeFile(path.join(dir, 'charts/nats/Chart.yaml'), `apiVersion: v2\nname: nats\nversion: ${pinned}\ndescription: stand-in for the NATS chart in tests\n`);
     return dir;
   })();
   return copy;

@@ -257,6 +257,22 @@ describe('pods', () => {
     ]);
   });
 
+  test('a stopping ingestion pod keeps serving for preStopSleepSeconds (below its grace period) before SIGTERM', async () => {
+    const ingestion = one(defaults.objects, 'Deployment', 'sy-switchyard-ingestion').spec.template.spec;
+    expect(ingestion.containers[0].lifecycle).toEqual({ preStop: { exec: { command: ['sleep', '5'] } } });
+    expect(ingestion.terminationGracePeriodSeconds).toBeGreaterThan(5);
+    const none = await renderChart({ values: [{ ingestion: { preStopSleepSeconds: 0 } }] });
+    expect(one(none.objects, 'Deployment', 'sy-switchyard-ingestion').spec.template.spec.containers[0].lifecycle).toBeUndefined();
+    await expect(renderChart({ values: [{ ingestion: { preStopSleepSeconds: 30, terminationGracePeriodSeconds: 30 } }] })).rejects.toThrow('ingestion.preStopSleepSeconds must be below ingestion.terminationGracePeriodSeconds');
+  });
+
+  test('the operator\'s role is never bound to the namespace\'s default ServiceAccount', async () => {
+    await expect(renderChart({ values: [{ operator: { serviceAccount: { create: false } } }] })).rejects.toThrow('operator.serviceAccount.name is required when operator.serviceAccount.create is false');
+    const named = await renderChart({ values: [{ operator: { serviceAccount: { create: false, name: 'platform-operator' } } }] });
+    expect(ofKind(named.objects, 'ServiceAccount').map((sa) => sa.metadata.name)).toEqual(['sy-switchyard-ingestion']);
+    expect(one(named.objects, 'ClusterRoleBinding').subjects).toEqual([{ kind: 'ServiceAccount', name: 'platform-operator', namespace: expect.any(String) }]);
+  });
+
   test('the ingestion spreads over zones and nodes, selecting its own pods, and has a PodDisruptionBudget', () => {
     const pod = one(defaults.objects, 'Deployment', 'sy-switchyard-ingestion').spec.template.spec;
     const selector = one(defaults.objects, 'Deployment', 'sy-switchyard-ingestion').spec.selector;
@@ -380,6 +396,50 @@ function forwarderIntegration(): Integration {
     spec: { sourceRefs: [{ name: 'web' }], mappingRef: { name: 'm' }, destination: { type: 'webhook', webhook: { url: 'https://example.com/hook' } } } as Integration['spec'],
   } as Integration);
 }
+
+describe('forwarder pods', () => {
+  const forwarder = {
+    env: [
+      { name: 'HTTPS_PROXY', value: 'http://proxy.egress.svc:3128' },
+      { name: 'NO_PROXY', value: '.svc,.cluster.local' },
+      { name: 'PROXY_TOKEN', valueFrom: { secretKeyRef: { name: 'egress-proxy', key: 'token' } } },
+    ],
+    nodeSelector: { 'node.example.com/egress': 'true' },
+    tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'egress', effect: 'NoSchedule' }],
+    affinity: { podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 1, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: { 'app.kubernetes.io/component': 'forwarder' } } } }] } },
+    priorityClassName: 'switchyard-forwarders',
+    podAnnotations: { 'sidecar.istio.io/inject': 'false' },
+  };
+
+  test('env, scheduling and annotations reach operator.yaml, parse with the operator\'s settings parser and land on the forwarder pod', async () => {
+    const { objects } = await renderChart({ values: [{ operator: { forwarder } }] });
+    const operatorYaml = configFile(one(objects, 'ConfigMap', 'sy-switchyard-settings'), 'operator.yaml');
+    expect(operatorYaml.forwarder).toMatchObject(forwarder);
+    const settings = parseOperatorSettings(operatorYaml, {});
+    expect(settings.forwarder).toMatchObject(forwarder);
+    const pod = desiredDeployment(forwarderIntegration(), settings, 'checksum').spec!.template;
+    expect(pod.spec!.containers[0]!.env).toEqual([{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }, ...forwarder.env]);
+    expect(pod.spec).toMatchObject({ nodeSelector: forwarder.nodeSelector, tolerations: forwarder.tolerations, affinity: forwarder.affinity, priorityClassName: forwarder.priorityClassName });
+    expect(pod.metadata!.annotations).toEqual({ ...forwarder.podAnnotations, 'switchyard.io/config-checksum': 'checksum' });
+  });
+
+  test('by default operator.yaml names none of them, so forwarder pods are as without them', () => {
+    const operatorYaml = configFile(one(defaults.objects, 'ConfigMap', 'sy-switchyard-settings'), 'operator.yaml');
+    for (const key of Object.keys(forwarder)) expect(operatorYaml.forwarder).not.toHaveProperty(key);
+    const pod = desiredDeployment(forwarderIntegration(), parseOperatorSettings(operatorYaml, {}), 'checksum').spec!.template.spec!;
+    expect(pod.containers[0]!.env).toEqual([{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }]);
+    for (const key of ['nodeSelector', 'tolerations', 'affinity', 'priorityClassName']) expect(pod).not.toHaveProperty(key);
+  });
+
+  test.each([
+    ['an env var the operator sets', { env: [{ name: 'POD_NAME', value: 'x' }] }, /env\/0/],
+    ['an env var with neither value nor valueFrom', { env: [{ name: 'HTTPS_PROXY' }] }, /env\/0/],
+    ['the config checksum annotation', { podAnnotations: { 'switchyard.io/config-checksum': 'x' } }, /invalid propertyName 'switchyard.io\/config-checksum'/],
+    ['an unknown toleration effect', { tolerations: [{ key: 'k', effect: 'NoRun' }] }, /tolerations\/0\/effect/],
+  ])('the schema refuses %s', async (_what, values, where) => {
+    await expect(renderChart({ values: [{ operator: { forwarder: values } }] })).rejects.toThrow(where);
+  });
+});
 
 describe('RBAC', () => {
   const namespacedRules = [
@@ -540,6 +600,23 @@ describe('values schema', () => {
   test('refuses inconsistent NATS settings with the value to fix', async () => {
     await expect(renderChart({ values: [{ natsConnection: { auth: { userKey: 'user' } } }] })).rejects.toThrow('natsConnection.auth.secretName is required');
     await expect(renderChart({ values: [{ natsConnection: { tls: { enabled: true, secretName: 's', certKey: 'tls.crt' } } }] })).rejects.toThrow('certKey and natsConnection.tls.keyKey go together');
+  });
+
+  test('the NATS dependency is pinned to one version, and its nats-box pod is off by default', async () => {
+    const chart = parse(await readFile(path.join(CHART_DIR, 'Chart.yaml'), 'utf8'));
+    expect(chart.dependencies).toEqual([expect.objectContaining({ name: 'nats', version: expect.stringMatching(/^\d+\.\d+\.\d+$/), condition: 'nats.enabled' })]);
+    const values = parse(await readFile(path.join(CHART_DIR, 'values.yaml'), 'utf8'));
+    expect(values.nats.natsBox).toEqual({ enabled: false });
+  });
+
+  test('refuses operator settings the operator would refuse at start (a crash-looping pod after an upgrade)', async () => {
+    const le = (leaderElection: Record<string, unknown>) => renderChart({ values: [{ operator: { settings: { leaderElection } } }] });
+    await expect(le({ leaseDuration: '5s', renewDeadline: '10s' })).rejects.toThrow('operator.settings.leaderElection: retryPeriod (2s) < renewDeadline (10s) < leaseDuration (5s) must hold');
+    await expect(le({ retryPeriod: '1500ms', renewDeadline: '0.025m', leaseDuration: '1.5s' })).rejects.toThrow('must hold');
+    await expect(le({ retryPeriod: '1500ms', renewDeadline: '0.05m', leaseDuration: '0.001h' })).resolves.toBeDefined();
+    await expect(renderChart({ values: [{ operator: { settings: { retry: { baseDelay: '5m', maxDelay: '1m' } } } }] })).rejects.toThrow('operator.settings.retry: baseDelay (5m) must not exceed maxDelay (1m)');
+    await expect(renderChart({ values: [{ operator: { replicas: 2, settings: { leaderElection: { enabled: false } } } }] })).rejects.toThrow('operator.replicas above 1 needs operator.settings.leaderElection.enabled');
+    await expect(renderChart({ values: [{ operator: { replicas: 2 } }] })).resolves.toBeDefined();
   });
 
   test('the nats subchart keeps its own values', async () => {

@@ -3,8 +3,51 @@ import { readFile } from 'node:fs/promises';
 import { parse } from 'yaml';
 import { RUNTIME_VERSION, natsSettings, streamSettings, parseSettings, parseDuration, ErrorCodes, SwitchyardError, type NatsSettings, type NatsSettingsInput, type StreamSettings } from '@switchyard/runtime';
 import { NAME_PATTERN, PositiveDuration, Quantity } from '@switchyard/runtime/api';
+import { Annotations } from './conditions.js';
 
 const ResourceList = Type.Record(Type.String({ pattern: '^(cpu|memory|ephemeral-storage)$' }), Quantity());
+
+/**
+ * Environment variables the operator sets on forwarder pods itself: `forwarder.env` may not name
+ * them (a settings error), so the runtime's own view of its pod cannot be replaced by mistake.
+ */
+export const OPERATOR_FORWARDER_ENV: readonly string[] = ['POD_NAME'];
+
+/** One entry of `forwarder.env`: a plain value, or a key of a Secret in the Integration's namespace. */
+const ForwarderEnvVar = Type.Object(
+  {
+    // Kubernetes' classic environment variable name rule (a C identifier, plus '-' and '.').
+    name: Type.String({ pattern: '^[-._a-zA-Z][-._a-zA-Z0-9]*$', maxLength: 256 }),
+    value: Type.Optional(Type.String()),
+    valueFrom: Type.Optional(
+      Type.Object(
+        {
+          secretKeyRef: Type.Object(
+            { name: Type.String({ pattern: NAME_PATTERN, maxLength: 253 }), key: Type.String({ pattern: '^[-._a-zA-Z0-9]+$', maxLength: 253 }), optional: Type.Optional(Type.Boolean()) },
+            { additionalProperties: false },
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+/** A pod toleration (core/v1 Toleration). */
+const Toleration = Type.Object(
+  {
+    key: Type.Optional(Type.String()),
+    operator: Type.Optional(Type.Unsafe<'Exists' | 'Equal'>({ type: 'string', enum: ['Exists', 'Equal'] })),
+    value: Type.Optional(Type.String()),
+    effect: Type.Optional(Type.Unsafe<'NoSchedule' | 'PreferNoSchedule' | 'NoExecute'>({ type: 'string', enum: ['NoSchedule', 'PreferNoSchedule', 'NoExecute'] })),
+    tolerationSeconds: Type.Optional(Type.Integer()),
+  },
+  { additionalProperties: false },
+);
+
+/** The terms of one kind of pod affinity (core/v1 Affinity); the API server validates them. */
+const AffinityTerms = Type.Record(Type.String(), Type.Unknown());
 
 /** Operator settings: defaults → JSON Schema → ajv → frozen object (see {@link parseOperatorSettings}). */
 export const OperatorSettings = Type.Object(
@@ -61,6 +104,22 @@ export const OperatorSettings = Type.Object(
           },
         ),
         podLabels: Type.Record(Type.String(), Type.String(), { description: 'Extra labels on forwarder pods (e.g. for NetworkPolicies). Default: {}.', default: {} }),
+        env: Type.Array(ForwarderEnvVar, {
+          description:
+            'Extra environment variables of forwarder pods, after the ones the operator sets (POD_NAME, which may not be named here), e.g. HTTPS_PROXY, HTTP_PROXY and NO_PROXY for an egress proxy. Each has `value`, or `valueFrom.secretKeyRef` naming a Secret that must exist in every Integration namespace. Names are unique. Default: [].',
+          default: [],
+        }),
+        nodeSelector: Type.Record(Type.String(), Type.String(), { description: 'Node selector of forwarder pods. Default: {}.', default: {} }),
+        tolerations: Type.Array(Toleration, { description: 'Tolerations of forwarder pods. Default: [].', default: [] }),
+        affinity: Type.Object(
+          { nodeAffinity: Type.Optional(AffinityTerms), podAffinity: Type.Optional(AffinityTerms), podAntiAffinity: Type.Optional(AffinityTerms) },
+          { description: 'Affinity of forwarder pods (core/v1 Affinity). Default: {}.', default: {}, additionalProperties: false },
+        ),
+        priorityClassName: Type.Optional(Type.String({ pattern: NAME_PATTERN, maxLength: 253, description: 'PriorityClass of forwarder pods. Default: none (the cluster default).' })),
+        podAnnotations: Type.Record(Type.String(), Type.String(), {
+          description: 'Extra annotations on forwarder pods; switchyard.io/config-checksum, which the operator sets, may not be named here. Default: {}.',
+          default: {},
+        }),
       },
       { default: {}, additionalProperties: false },
     ),
@@ -91,8 +150,10 @@ export type OperatorSettings = Omit<Static<typeof OperatorSettings>, 'nats' | 's
 /**
  * Applies defaults and validates operator settings; `nats`/`streams` go through the runtime's
  * own settings schema (`NATS_URL` from `env` fills `nats.servers`).
- * @throws SwitchyardError INVALID_SETTINGS naming the failing field, or when the leader-election
- * durations are out of order (retryPeriod < renewDeadline < leaseDuration).
+ * @throws SwitchyardError INVALID_SETTINGS naming the failing field, when the leader-election
+ * durations are out of order (retryPeriod < renewDeadline < leaseDuration) or retry.baseDelay
+ * exceeds retry.maxDelay, or when
+ * `forwarder.env` / `forwarder.podAnnotations` name what the operator sets itself (see {@link checkForwarderPod}).
  */
 export function parseOperatorSettings(input: unknown = {}, env: NodeJS.ProcessEnv = process.env): Readonly<OperatorSettings> {
   const raw = (input ?? {}) as { nats?: unknown; streams?: unknown };
@@ -100,12 +161,37 @@ export function parseOperatorSettings(input: unknown = {}, env: NodeJS.ProcessEn
   const base = parseSettings<Static<typeof OperatorSettings>>(OperatorSettings, rest, 'operator settings');
   const streams = streamSettings(raw.streams ?? {});
   const nats = natsSettings((raw.nats ?? {}) as NatsSettingsInput, env);
+  checkForwarderPod(base.forwarder);
   const { leaseDuration, renewDeadline, retryPeriod } = base.leaderElection;
   // client-go's rule: a leader must give up (renewDeadline) before others may take over (leaseDuration).
   if (!(parseDuration(retryPeriod) < parseDuration(renewDeadline) && parseDuration(renewDeadline) < parseDuration(leaseDuration))) {
     throw new SwitchyardError(ErrorCodes.INVALID_SETTINGS, `invalid operator settings:\n  /leaderElection: retryPeriod (${retryPeriod}) < renewDeadline (${renewDeadline}) < leaseDuration (${leaseDuration}) must hold (order)`);
   }
+  if (parseDuration(base.retry.baseDelay) > parseDuration(base.retry.maxDelay)) {
+    throw new SwitchyardError(ErrorCodes.INVALID_SETTINGS, `invalid operator settings:\n  /retry: baseDelay (${base.retry.baseDelay}) <= maxDelay (${base.retry.maxDelay}) must hold (order)`);
+  }
   return Object.freeze({ ...base, nats, streams }) as Readonly<OperatorSettings>;
+}
+
+/**
+ * What JSON Schema does not say about the forwarder pod settings: each `env` entry has exactly one
+ * of `value` and `valueFrom`, names are unique (server-side apply refuses a list with a key twice)
+ * and none is one the operator sets ({@link OPERATOR_FORWARDER_ENV}); `podAnnotations` leaves the
+ * config checksum, which rolls the pods, to the operator.
+ * @throws SwitchyardError INVALID_SETTINGS naming each offending field.
+ */
+function checkForwarderPod(forwarder: Static<typeof OperatorSettings>['forwarder']): void {
+  const problems: string[] = [];
+  const seen = new Set<string>();
+  forwarder.env.forEach((v, i) => {
+    const at = `/forwarder/env/${i}`;
+    if ((v.value === undefined) === (v.valueFrom === undefined)) problems.push(`${at}: set either value or valueFrom`);
+    if (OPERATOR_FORWARDER_ENV.includes(v.name)) problems.push(`${at}/name: ${v.name} is set by the operator`);
+    if (seen.has(v.name)) problems.push(`${at}/name: ${v.name} is named twice`);
+    seen.add(v.name);
+  });
+  if (Annotations.configChecksum in forwarder.podAnnotations) problems.push(`/forwarder/podAnnotations: ${Annotations.configChecksum} is set by the operator`);
+  if (problems.length) throw new SwitchyardError(ErrorCodes.INVALID_SETTINGS, `invalid operator settings:\n${problems.map((p) => `  ${p}`).join('\n')}`);
 }
 
 /**

@@ -42,7 +42,10 @@ if ready.observedGeneration ~= nil and ready.observedGeneration < generation the
   return hs
 end
 
-local message = (ready.reason or "") .. ": " .. (ready.message or "")
+local message = ready.reason or ""
+if ready.message ~= nil and ready.message ~= "" then
+  message = message .. ": " .. ready.message
+end
 if status.backlog ~= nil then
   message = message .. " (backlog " .. status.backlog .. ")"
 end

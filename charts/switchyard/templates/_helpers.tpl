@@ -113,7 +113,8 @@ imagePullSecrets:
 {{- if .Values.operator.serviceAccount.create }}
 {{- default (include "switchyard.operator.fullname" .) .Values.operator.serviceAccount.name }}
 {{- else }}
-{{- default "default" .Values.operator.serviceAccount.name }}
+{{- /* The namespace's default ServiceAccount would hand the operator's permissions to every pod using it. */ -}}
+{{- required "operator.serviceAccount.name is required when operator.serviceAccount.create is false (binding the operator's role to the namespace's default ServiceAccount would grant it to every pod there)" .Values.operator.serviceAccount.name }}
 {{- end }}
 {{- end }}
 
@@ -240,10 +241,29 @@ streams:
   {{- include "switchyard.streams.settings" . | nindent 2 }}
 {{- end }}
 
+{{/* A duration value (500ms, 10s, 2m, 1.5h, 7d) in milliseconds, for comparisons. */}}
+{{- define "switchyard.durationMs" -}}
+{{- $number := regexFind "^[0-9]+(\\.[0-9]+)?" . -}}
+{{- $unit := trimPrefix $number . -}}
+{{- mulf (float64 $number) (get (dict "ms" 1 "s" 1000 "m" 60000 "h" 3600000 "d" 86400000) $unit) -}}
+{{- end }}
+
 {{/* operator.yaml: the operator's settings (`switchyard-operator --settings`). */}}
 {{- define "switchyard.operatorSettings" -}}
 {{- $o := .Values.operator }}
 {{- $s := $o.settings -}}
+{{- /* The operator refuses these at start: an upgrade would leave a crash-looping pod. */ -}}
+{{- $le := $s.leaderElection -}}
+{{- $ms := dict "lease" (include "switchyard.durationMs" $le.leaseDuration | float64) "renew" (include "switchyard.durationMs" $le.renewDeadline | float64) "retry" (include "switchyard.durationMs" $le.retryPeriod | float64) -}}
+{{- if not (and (lt $ms.retry $ms.renew) (lt $ms.renew $ms.lease)) }}
+{{- fail (printf "operator.settings.leaderElection: retryPeriod (%s) < renewDeadline (%s) < leaseDuration (%s) must hold" $le.retryPeriod $le.renewDeadline $le.leaseDuration) }}
+{{- end }}
+{{- if gt (include "switchyard.durationMs" $s.retry.baseDelay | float64) (include "switchyard.durationMs" $s.retry.maxDelay | float64) }}
+{{- fail (printf "operator.settings.retry: baseDelay (%s) must not exceed maxDelay (%s)" $s.retry.baseDelay $s.retry.maxDelay) }}
+{{- end }}
+{{- if and (gt (int $o.replicas) 1) (not $le.enabled) }}
+{{- fail "operator.replicas above 1 needs operator.settings.leaderElection.enabled: without it every replica acts" }}
+{{- end }}
 
 namespaces: {{ $o.watchNamespaces | toJson }}
 workers: {{ int $s.workers }}
@@ -272,6 +292,24 @@ forwarder:
   resources:
     {{- toYaml $o.forwarder.resources | nindent 4 }}
   podLabels: {{ $o.forwarder.podLabels | toJson }}
+  {{- with $o.forwarder.env }}
+  env: {{ . | toJson }}
+  {{- end }}
+  {{- with $o.forwarder.nodeSelector }}
+  nodeSelector: {{ . | toJson }}
+  {{- end }}
+  {{- with $o.forwarder.tolerations }}
+  tolerations: {{ . | toJson }}
+  {{- end }}
+  {{- with $o.forwarder.affinity }}
+  affinity: {{ . | toJson }}
+  {{- end }}
+  {{- with $o.forwarder.priorityClassName }}
+  priorityClassName: {{ . | quote }}
+  {{- end }}
+  {{- with $o.forwarder.podAnnotations }}
+  podAnnotations: {{ . | toJson }}
+  {{- end }}
 ingestion:
   namespace: {{ .Release.Namespace | quote }}
   sourcesSecret: {{ include "switchyard.sourcesSecret" . | quote }}

@@ -1,8 +1,11 @@
+import { PatchStrategy } from '@kubernetes/client-node';
 import { normalizeIntegration } from '@switchyard/runtime';
 import type { Integration, Mapping, Source } from '@switchyard/runtime/api';
 import { Annotations, mergeConditions, readyCondition } from '../conditions.js';
 import { deploymentCondition } from '../reconcile/integration.js';
+import { kubeClients } from '../kube/client.js';
 import { parseOperatorSettings } from '../settings.js';
+import { createTestNamespace, deleteTestNamespace, testKubeConfig } from '../test-support/kube.js';
 import { configChecksum, desiredConfigMap, desiredDeployment, desiredRuntimeSecret, forwarderConfig, labelValue } from './integration.js';
 import { desiredSourcesSecret, resolveSources } from './source.js';
 
@@ -89,6 +92,60 @@ describe('forwarder ConfigMap and Deployment', () => {
     expect(desiredConfigMap(integration({ delivery: { batchSize: 7 } as never }), mapping)).not.toEqual(desiredConfigMap(integration(), mapping));
   });
 
+  test('without forwarder env, scheduling or annotations the pod template is as it always was (existing Deployments do not roll)', () => {
+    const d = desiredDeployment(integration(), settings, 'abc');
+    const pod = d.spec!.template.spec!;
+    expect(Object.keys(pod)).toEqual(['automountServiceAccountToken', 'terminationGracePeriodSeconds', 'securityContext', 'containers', 'volumes']);
+    expect(d.spec!.template.metadata!.annotations).toEqual({ [Annotations.configChecksum]: 'abc' });
+    expect(pod.containers[0]!.env).toEqual([{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }]);
+    // The defaults written out render the same bytes as leaving them out.
+    const explicit = parseOperatorSettings({ nats: { servers: ['nats://nats.switchyard:4222'], user: 'u', pass: 'secret' }, forwarder: { env: [], nodeSelector: {}, tolerations: [], affinity: {}, podAnnotations: {} } }, {});
+    expect(JSON.stringify(desiredDeployment(integration(), explicit, 'abc'))).toBe(JSON.stringify(d));
+  });
+
+  test('forwarder env, scheduling and annotations from the settings reach the pod template, which the API server accepts', async () => {
+    const forwarder = {
+      env: [
+        { name: 'HTTPS_PROXY', value: 'http://proxy.egress:3128' },
+        { name: 'NO_PROXY', value: '.svc,.cluster.local' },
+        { name: 'PROXY_TOKEN', valueFrom: { secretKeyRef: { name: 'egress', key: 'token' } } },
+      ],
+      nodeSelector: { 'node-role.example/egress': 'true' },
+      tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'switchyard', effect: 'NoSchedule' }],
+      affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'topology.kubernetes.io/zone', operator: 'In', values: ['a'] }] }] } } },
+      priorityClassName: 'switchyard-forwarders',
+      podAnnotations: { 'sidecar.istio.io/inject': 'false' },
+    };
+    const custom = parseOperatorSettings({ forwarder }, {});
+    const d = desiredDeployment(integration(), custom, 'abc');
+    const pod = d.spec!.template.spec!;
+    expect(pod.containers[0]!.env).toEqual([{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }, ...forwarder.env]);
+    expect(pod.nodeSelector).toEqual(forwarder.nodeSelector);
+    expect(pod.tolerations).toEqual(forwarder.tolerations);
+    expect(pod.affinity).toEqual(forwarder.affinity);
+    expect(pod.priorityClassName).toBe('switchyard-forwarders');
+    expect(d.spec!.template.metadata!.annotations).toEqual({ 'sidecar.istio.io/inject': 'false', [Annotations.configChecksum]: 'abc' });
+    // The settings are frozen; the Deployment gets copies the client may change.
+    expect(Object.isFrozen(pod.tolerations)).toBe(false);
+    expect(pod.affinity).not.toBe(custom.forwarder.affinity);
+
+    // The API server takes it as the operator sends it (server-side apply, dry run).
+    const kc = testKubeConfig();
+    const ns = await createTestNamespace(kc, 'desired');
+    try {
+      const inNs = integration();
+      inNs.metadata.namespace = ns;
+      const applied = await kubeClients(kc).objects.patch(desiredDeployment(inNs, custom, 'abc'), undefined, 'All', 'switchyard-operator', true, PatchStrategy.ServerSideApply);
+      // Plain JSON: the client hands back class instances.
+      const template = JSON.parse(JSON.stringify(applied.spec!.template)) as NonNullable<typeof d.spec>['template'];
+      expect(template.spec!.containers[0]!.env).toEqual([{ name: 'POD_NAME', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.name' } } }, ...forwarder.env]);
+      expect(template.spec).toMatchObject({ nodeSelector: forwarder.nodeSelector, tolerations: forwarder.tolerations, affinity: forwarder.affinity, priorityClassName: 'switchyard-forwarders' });
+      expect(template.metadata!.annotations).toEqual(d.spec!.template.metadata!.annotations);
+    } finally {
+      await deleteTestNamespace(kc, ns);
+    }
+  });
+
   test('label values stay within 63 characters and distinct', () => {
     const long = 'a'.repeat(100);
     expect(labelValue(long)).toHaveLength(63);
@@ -167,5 +224,24 @@ describe('operator settings', () => {
     expect(parseOperatorSettings({}, {}).leaderElection).toMatchObject({ enabled: true, leaseDuration: '15s', renewDeadline: '10s', retryPeriod: '2s' });
     expect(() => parseOperatorSettings({ leaderElection: { renewDeadline: '20s' } }, {})).toThrow(/retryPeriod \(2s\) < renewDeadline \(20s\) < leaseDuration \(15s\)/);
     expect(() => parseOperatorSettings({ workers: 0 }, {})).toThrow(/\/workers/);
+    expect(() => parseOperatorSettings({ retry: { baseDelay: '5m', maxDelay: '1m' } }, {})).toThrow(/\/retry: baseDelay \(5m\) <= maxDelay \(1m\) must hold/);
+    expect(parseOperatorSettings({ retry: { baseDelay: '1m', maxDelay: '1m' } }, {}).retry).toEqual({ baseDelay: '1m', maxDelay: '1m' });
+  });
+
+  test('forwarder pod settings: defaults, and what the operator sets itself cannot be named', () => {
+    expect(parseOperatorSettings({}, {}).forwarder).toMatchObject({ env: [], nodeSelector: {}, tolerations: [], affinity: {}, podAnnotations: {} });
+    expect(parseOperatorSettings({}, {}).forwarder.priorityClassName).toBeUndefined();
+    const env = (...vars: object[]) => () => parseOperatorSettings({ forwarder: { env: vars } }, {});
+    expect(env({ name: 'POD_NAME', value: 'x' })).toThrow(/\/forwarder\/env\/0\/name: POD_NAME is set by the operator/);
+    expect(env({ name: 'HTTPS_PROXY', value: 'a' }, { name: 'HTTPS_PROXY', value: 'b' })).toThrow(/\/forwarder\/env\/1\/name: HTTPS_PROXY is named twice/);
+    expect(env({ name: 'A' })).toThrow(/\/forwarder\/env\/0: set either value or valueFrom/);
+    expect(env({ name: 'A', value: 'a', valueFrom: { secretKeyRef: { name: 's', key: 'k' } } })).toThrow(/\/forwarder\/env\/0: set either value or valueFrom/);
+    expect(env({ name: 'A', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } })).toThrow(/\/forwarder\/env\/0\/valueFrom/);
+    expect(env({ name: '1A', value: 'a' })).toThrow(/\/forwarder\/env\/0\/name/);
+    expect(env({ name: 'HTTP_PROXY', value: '' })).not.toThrow();
+    expect(() => parseOperatorSettings({ forwarder: { podAnnotations: { [Annotations.configChecksum]: 'x' } } }, {})).toThrow(/\/forwarder\/podAnnotations: switchyard.io\/config-checksum is set by the operator/);
+    expect(() => parseOperatorSettings({ forwarder: { tolerations: [{ key: 'k', effect: 'NoRun' }] } }, {})).toThrow(/\/forwarder\/tolerations\/0\/effect/);
+    expect(() => parseOperatorSettings({ forwarder: { affinity: { zoneAffinity: {} } } }, {})).toThrow(/\/forwarder\/affinity/);
+    expect(() => parseOperatorSettings({ forwarder: { priorityClassName: 'High' } }, {})).toThrow(/\/forwarder\/priorityClassName/);
   });
 });

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { V1ConfigMap, V1Deployment, V1EnvVar, V1Secret, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+import type { V1Affinity, V1ConfigMap, V1Deployment, V1EnvVar, V1Secret, V1Toleration, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import { parseDuration } from '@switchyard/runtime';
 import { API_VERSION, type Integration, type Mapping } from '@switchyard/runtime/api';
 import { Annotations, Labels, MANAGED_BY } from '../conditions.js';
@@ -158,7 +158,9 @@ export function configChecksum(configData: Record<string, string>, secretVersion
  * image's CLI with explicit command and args (`forward --config … --settings …
  * [--credentials-dir …] --metrics-port N`), the ConfigMap, the runtime Secret and the credentials
  * Secret mounted read-only, probes on /readyz and /healthz, non-root with a read-only root filesystem, no API
- * token. `paused` scales it to zero (the consumer is kept). A rolling update starts the new pod
+ * token; `forwarder.env` after POD_NAME, and `forwarder.nodeSelector`, `tolerations`, `affinity`,
+ * `priorityClassName` and `podAnnotations` (beside the checksum) on the pod, each left out when
+ * unset. `paused` scales it to zero (the consumer is kept). A rolling update starts the new pod
  * before stopping the old one. The termination grace period outlasts a graceful stop, which
  * finishes deliveries in flight (about twice the delivery timeout).
  * @param checksum {@link configChecksum} of what the pods read.
@@ -182,7 +184,8 @@ export function desiredDeployment(integration: Integration, settings: Pick<Opera
     args.push('--credentials-dir', FORWARDER_PATHS.credentialsDir);
   }
   args.push('--metrics-port', String(forwarder.metricsPort));
-  const env: V1EnvVar[] = [{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }];
+  // The operator's own variables come first; settings cannot name them (OPERATOR_FORWARDER_ENV).
+  const env: V1EnvVar[] = [{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }, ...(structuredClone(forwarder.env) as V1EnvVar[])];
   const resources = spec.forwarder.resources?.requests || spec.forwarder.resources?.limits ? spec.forwarder.resources : forwarder.resources;
   const gracePeriod = Math.ceil((2 * parseDuration(spec.delivery.timeout)) / 1000) + 15;
   return {
@@ -195,11 +198,16 @@ export function desiredDeployment(integration: Integration, settings: Pick<Opera
       revisionHistoryLimit: 3,
       strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
       template: {
-        metadata: { labels: { ...forwarder.podLabels, ...commonLabels(integration) }, annotations: { [Annotations.configChecksum]: checksum } },
+        metadata: { labels: { ...forwarder.podLabels, ...commonLabels(integration) }, annotations: { ...forwarder.podAnnotations, [Annotations.configChecksum]: checksum } },
         spec: {
           automountServiceAccountToken: false,
           ...(forwarder.serviceAccountName ? { serviceAccountName: forwarder.serviceAccountName } : {}),
           ...(forwarder.imagePullSecrets.length ? { imagePullSecrets: forwarder.imagePullSecrets.map((name) => ({ name })) } : {}),
+          // Scheduling fields appear only when set, so Deployments rendered without them stay as they were.
+          ...(Object.keys(forwarder.nodeSelector).length ? { nodeSelector: { ...forwarder.nodeSelector } } : {}),
+          ...(forwarder.tolerations.length ? { tolerations: structuredClone(forwarder.tolerations) as V1Toleration[] } : {}),
+          ...(Object.keys(forwarder.affinity).length ? { affinity: structuredClone(forwarder.affinity) as V1Affinity } : {}),
+          ...(forwarder.priorityClassName ? { priorityClassName: forwarder.priorityClassName } : {}),
           terminationGracePeriodSeconds: gracePeriod,
           securityContext: { runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, seccompProfile: { type: 'RuntimeDefault' } },
           containers: [

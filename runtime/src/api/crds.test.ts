@@ -32,6 +32,7 @@ describe('generated CRDs', () => {
     for (const [name, text] of renderChartCrds()) {
       expect(text).toMatch(/^\{\{- \/\*.*\*\/ -\}\}\n\{\{- if \.Values\.crds\.install \}\}\n/);
       expect(text).toContain('    helm.sh/resource-policy: keep\n');
+      expect(text).toContain('    argocd.argoproj.io/sync-options: ServerSideApply=true,Prune=false,Delete=false\n');
       const specPart = text.slice(text.indexOf('\nspec:\n') + 1, text.lastIndexOf('{{- end }}')).replace(/\{\{ "\{\{" \}\}/g, '{{');
       expect(parse(specPart).spec).toEqual(parse(plain.get(name)!).spec);
     }

@@ -194,8 +194,9 @@ export function renderCrds(): Map<string, string> {
  * only when `crds.install` is true, labelled like the chart's other objects, and annotated so that
  * `helm uninstall` keeps them (`helm.sh/resource-policy: keep`: deleting a CRD deletes every resource
  * of its kind), Argo CD syncs them first (sync-wave -10) and server-side (the Mapping CRD is too large
- * for client-side apply's last-applied annotation), plus `crds.annotations`. Template delimiters in
- * descriptions are escaped.
+ * for client-side apply's last-applied annotation) and never prunes or deletes them (Argo CD honours
+ * resource-policy keep on Application deletion only, not when a sync prunes), plus
+ * `crds.annotations`. Template delimiters in descriptions are escaped.
  */
 export function renderChartCrds(): Map<string, string> {
   const header = [
@@ -210,7 +211,7 @@ export function renderChartCrds(): Map<string, string> {
     '  annotations:',
     '    helm.sh/resource-policy: keep',
     '    argocd.argoproj.io/sync-wave: "-10"',
-    '    argocd.argoproj.io/sync-options: ServerSideApply=true',
+    '    argocd.argoproj.io/sync-options: ServerSideApply=true,Prune=false,Delete=false',
     '    {{- with .Values.crds.annotations }}',
     '    {{- toYaml . | nindent 4 }}',
     '    {{- end }}',

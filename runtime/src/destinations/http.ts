@@ -1,5 +1,5 @@
 import { retryAfterMs } from '@switchyard/client/core';
-import { Agent, request } from 'undici';
+import { Agent, EnvHttpProxyAgent, request, type Dispatcher } from 'undici';
 import type { Integration } from '../api/index.js';
 import { compileValidator, createAjv, formatProblems } from '../api/validate.js';
 import { trustOutputSchema } from '../mapping/output-schema.js';
@@ -107,37 +107,66 @@ async function readBody(body: AsyncIterable<Buffer | Uint8Array> & { destroy(): 
   return Buffer.concat(chunks).subarray(0, RESPONSE_BODY_LIMIT).toString('utf8');
 }
 
+/** The egress proxy settings of a process environment (see {@link proxyFromEnv}); empty strings are unset. */
+export interface EgressProxy {
+  /** Proxy URL for http:// destinations. */
+  httpProxy: string;
+  /** Proxy URL for https:// destinations. */
+  httpsProxy: string;
+  /** Hosts reached directly: comma- or space-separated names (`example.com` covers its subdomains, `.example.com` too), `host:port`, or `*` for all. */
+  noProxy: string;
+}
+
+/**
+ * The egress proxy of a process environment, read as curl and undici read it (the lower-case
+ * variable wins): `https_proxy`/`HTTPS_PROXY` for https:// destinations, else the HTTP proxy;
+ * `http_proxy`/`HTTP_PROXY` for http:// ones; `no_proxy`/`NO_PROXY` for hosts reached directly.
+ * @returns undefined when neither proxy is set (empty counts as unset).
+ */
+export function proxyFromEnv(env: NodeJS.ProcessEnv): EgressProxy | undefined {
+  const read = (name: string) => env[name.toLowerCase()] || env[name] || '';
+  const httpProxy = read('HTTP_PROXY');
+  const httpsProxy = read('HTTPS_PROXY') || httpProxy;
+  if (!httpProxy && !httpsProxy) return undefined;
+  return { httpProxy, httpsProxy, noProxy: read('NO_PROXY') };
+}
+
 const worst = (a: DeliveryOutcome, b: DeliveryOutcome): DeliveryOutcome => (a === 'retryable' || b === 'retryable' ? 'retryable' : a === 'permanent' || b === 'permanent' ? 'permanent' : 'success');
 
 /**
  * A destination driven by a {@link DestinationDefinition}: per send it refuses stale payloads,
  * builds the vendor requests, sends them (at once, over this Integration's own connection pool:
- * an undici Agent with at most `delivery.concurrency` connections) and merges each request's
+ * an undici Agent with at most `delivery.concurrency` connections; through the egress proxy of
+ * the environment when one is set, see {@link proxyFromEnv}) and merges each request's
  * classification into one result per payload. Network errors and timeouts are retryable.
  */
 export class HttpDestination<S> implements Destination {
-  private readonly agent: Agent;
+  private readonly agent: Dispatcher;
   private readonly settings: S;
   private readonly credentials: Record<string, string>;
   private readonly label: string;
   private readonly cache = new Map<string, unknown>();
 
-  /** @throws SwitchyardError INVALID_RESOURCE when settings or credentials are missing or unusable. */
+  /**
+   * @param env where HTTPS_PROXY, HTTP_PROXY and NO_PROXY are read (once, here).
+   * @throws SwitchyardError INVALID_RESOURCE when settings or credentials are missing or unusable.
+   */
   constructor(
     private readonly definition: DestinationDefinition<S>,
     private readonly options: DestinationOptions,
+    env: NodeJS.ProcessEnv = process.env,
   ) {
     const { integration } = options;
     this.label = `${integration.metadata.namespace ?? 'default'}/${integration.metadata.name}`;
     this.credentials = Object.fromEntries(Object.entries(options.credentials).map(([k, v]) => [k, v.trim()]));
     this.settings = checkDestination(definition, integration, this.credentials);
     const timeoutMs = options.timeoutMs;
-    this.agent = new Agent({
-      connections: integration.spec.delivery.concurrency,
-      headersTimeout: timeoutMs,
-      bodyTimeout: timeoutMs,
-      connect: { timeout: Math.min(timeoutMs, 10_000) },
-    });
+    const connectTimeout = Math.min(timeoutMs, 10_000);
+    const pool = { connections: integration.spec.delivery.concurrency, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, connect: { timeout: connectTimeout } };
+    const proxy = proxyFromEnv(env);
+    // Through a proxy, `connect` is replaced by the tunnel: its timeout goes to the connection to
+    // the proxy (proxyTls) and to the TLS handshake with the destination inside the tunnel (requestTls).
+    this.agent = proxy ? new EnvHttpProxyAgent({ ...pool, ...proxy, proxyTls: { timeout: connectTimeout }, requestTls: { timeout: connectTimeout } }) : new Agent(pool);
   }
 
   /** The context handed to the definition's functions for a send starting at `now`. */
