@@ -1,5 +1,5 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,9 +31,26 @@ export function helmPath(): string {
 
 let workDir: Promise<string> | undefined;
 
+/**
+ * Removes the temp folders of processes that are gone (a killed test worker never runs its exit
+ * handler), recognised by the pid in their name.
+ */
+async function removeOrphans(): Promise<void> {
+  const names = await readdir(os.tmpdir()).catch(() => [] as string[]);
+  for (const name of names) {
+    const pid = Number(/^switchyard-chart-(\d+)-/.exec(name)?.[1]);
+    if (!pid || pid === process.pid) continue;
+    try {
+      process.kill(pid, 0);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ESRCH') await rm(path.join(os.tmpdir(), name), { recursive: true, force: true }).catch(() => undefined);
+    }
+  }
+}
+
 /** A per-process temp folder holding the chart copy and Helm's home folders; removed at exit. */
 function tempRoot(): Promise<string> {
-  workDir ??= mkdtemp(path.join(os.tmpdir(), 'switchyard-chart-')).then((dir) => {
+  workDir ??= removeOrphans().then(() => mkdtemp(path.join(os.tmpdir(), `switchyard-chart-${process.pid}-`))).then((dir) => {
     process.once('exit', () => {
       // Synchronous on purpose: async work does not run in an exit handler.
       try {
