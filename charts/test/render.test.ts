@@ -432,11 +432,12 @@ describe('forwarder pods', () => {
   });
 
   test.each([
-    ['an env var the operator sets', { env: [{ name: 'POD_NAME', value: 'x' }] }, /env\/0/],
+    ['an env var the operator sets', { env: [{ name: 'POD_NAME', value: 'x' }] }, 'operator.forwarder.env[0]: POD_NAME is set by the operator'],
+    ['an env var named twice (the operator refuses it at start)', { env: [{ name: 'A', value: 'one' }, { name: 'A', value: 'two' }] }, 'operator.forwarder.env[1]: A is named twice'],
     ['an env var with neither value nor valueFrom', { env: [{ name: 'HTTPS_PROXY' }] }, /env\/0/],
-    ['the config checksum annotation', { podAnnotations: { 'switchyard.io/config-checksum': 'x' } }, /invalid propertyName 'switchyard.io\/config-checksum'/],
+    ['the config checksum annotation', { podAnnotations: { 'switchyard.io/config-checksum': 'x' } }, 'operator.forwarder.podAnnotations: switchyard.io/config-checksum is the operator\'s'],
     ['an unknown toleration effect', { tolerations: [{ key: 'k', effect: 'NoRun' }] }, /tolerations\/0\/effect/],
-  ])('the schema refuses %s', async (_what, values, where) => {
+  ])('the chart refuses %s', async (_what, values, where) => {
     await expect(renderChart({ values: [{ operator: { forwarder: values } }] })).rejects.toThrow(where);
   });
 });

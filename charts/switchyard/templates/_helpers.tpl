@@ -263,7 +263,7 @@ streams:
 {{- end }}
 {{- if and (gt (int $o.replicas) 1) (not $le.enabled) }}
 {{- fail "operator.replicas above 1 needs operator.settings.leaderElection.enabled: without it every replica acts" }}
-{{- end }}
+{{- end -}}
 
 namespaces: {{ $o.watchNamespaces | toJson }}
 workers: {{ int $s.workers }}
@@ -292,6 +292,20 @@ forwarder:
   resources:
     {{- toYaml $o.forwarder.resources | nindent 4 }}
   podLabels: {{ $o.forwarder.podLabels | toJson }}
+  {{- /* What the operator refuses at start, refused here with its reason. */ -}}
+  {{- $names := dict }}
+  {{- range $i, $e := $o.forwarder.env }}
+  {{- if eq $e.name "POD_NAME" }}
+  {{- fail (printf "operator.forwarder.env[%d]: POD_NAME is set by the operator (the pod's name)" $i) }}
+  {{- end }}
+  {{- if hasKey $names $e.name }}
+  {{- fail (printf "operator.forwarder.env[%d]: %s is named twice" $i $e.name) }}
+  {{- end }}
+  {{- $_ := set $names $e.name true }}
+  {{- end }}
+  {{- if hasKey $o.forwarder.podAnnotations "switchyard.io/config-checksum" }}
+  {{- fail "operator.forwarder.podAnnotations: switchyard.io/config-checksum is the operator's (it rolls the forwarder pods when their configuration changes)" }}
+  {{- end }}
   {{- with $o.forwarder.env }}
   env: {{ . | toJson }}
   {{- end }}
