@@ -209,13 +209,17 @@ describe('pods', () => {
     }
   });
 
-  test('probes: the ingestion /readyz and /healthz on its API port, the operator on its metrics port', () => {
-    for (const [objects, apiPort, metricsPort] of [
-      [defaults.objects, 8080, 8080],
-      [full.objects, 8090, 8081],
+  test('probes: the ingestion /readyz and /healthz on its API port (its /metrics on a port of its own), the operator on its metrics port', () => {
+    for (const [objects, apiPort, metricsPort, ingestionMetricsPort] of [
+      [defaults.objects, 8080, 8080, 9090],
+      [full.objects, 8090, 8081, 9095],
     ] as const) {
       const ingestion = one(objects, 'Deployment', objects === defaults.objects ? 'sy-switchyard-ingestion' : 'sy-full-ingestion').spec.template.spec.containers[0];
-      expect(ingestion.ports).toEqual([{ name: 'http', containerPort: apiPort, protocol: 'TCP' }]);
+      expect(ingestion.ports).toEqual([
+        { name: 'http', containerPort: apiPort, protocol: 'TCP' },
+        { name: 'metrics', containerPort: ingestionMetricsPort, protocol: 'TCP' },
+      ]);
+      expect(ingestion.args.slice(ingestion.args.indexOf('--metrics-port'), ingestion.args.indexOf('--metrics-port') + 2)).toEqual(['--metrics-port', String(ingestionMetricsPort)]);
       expect(ingestion.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'http' });
       expect(ingestion.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'http' });
       const operator = one(objects, 'Deployment', objects === defaults.objects ? 'sy-switchyard-operator' : 'sy-full-operator').spec.template.spec.containers[0];
@@ -504,7 +508,7 @@ describe('network and monitoring', () => {
     const ingestion = one(defaults.objects, 'NetworkPolicy', 'sy-switchyard-ingestion').spec;
     expect(ingestion.podSelector.matchLabels).toEqual(one(defaults.objects, 'Deployment', 'sy-switchyard-ingestion').spec.selector.matchLabels);
     expect(ingestion.policyTypes).toEqual(['Ingress']);
-    expect(ingestion.ingress).toEqual([{ ports: [{ protocol: 'TCP', port: 8080 }] }]);
+    expect(ingestion.ingress).toEqual([{ ports: [{ protocol: 'TCP', port: 8080 }] }, { ports: [{ protocol: 'TCP', port: 9090 }] }]);
     const operator = one(defaults.objects, 'NetworkPolicy', 'sy-switchyard-operator').spec;
     expect(operator.podSelector.matchLabels).toEqual(one(defaults.objects, 'Deployment', 'sy-switchyard-operator').spec.selector.matchLabels);
     expect(operator.ingress).toEqual([{ ports: [{ protocol: 'TCP', port: 8080 }] }]);
@@ -514,6 +518,8 @@ describe('network and monitoring', () => {
     expect(fullIngestion.policyTypes).toEqual(['Ingress', 'Egress']);
     expect(fullIngestion.ingress[0].from).toEqual(fullValues.networkPolicy.ingestion.from);
     expect(fullIngestion.ingress[0].ports).toEqual([{ protocol: 'TCP', port: 8090 }]);
+    // /metrics has a port of its own, open to the monitoring peers only.
+    expect(fullIngestion.ingress[1]).toEqual({ ports: [{ protocol: 'TCP', port: 9095 }], from: fullValues.networkPolicy.ingestion.metricsFrom });
     const egressPorts = (spec: Obj) => spec.egress.flatMap((r: Obj) => r.ports.map((p: Obj) => `${p.protocol}/${p.port}`));
     expect(egressPorts(fullIngestion)).toEqual(['UDP/53', 'TCP/53', 'TCP/4222', 'TCP/4318']);
     const fullOperator = one(full.objects, 'NetworkPolicy', 'sy-full-operator').spec;

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { unwatchFile, watchFile } from 'node:fs';
+import { createServer } from 'node:http';
 import type { Command } from 'commander';
 import { Type, type Static } from '@sinclair/typebox';
 import { parse } from 'yaml';
@@ -48,7 +49,8 @@ export async function readSourcesFile(file: string): Promise<IngestionSource[]> 
 
 /**
  * `switchyard ingest --sources <file>`: the ingestion API as a process (one Deployment in the
- * cluster). The sources file is re-read when it changes, without a restart.
+ * cluster). The sources file is re-read when it changes, without a restart. `/metrics` is served on
+ * the API port, or with `--metrics-port` on that port only.
  */
 export function registerIngest(program: Command): void {
   program
@@ -59,23 +61,41 @@ export function registerIngest(program: Command): void {
     .option('-p, --port <port>', 'port', '8080')
     .option('--host <host>', 'address', '0.0.0.0')
     .option('--trust-proxy <value>', 'express "trust proxy": hop count, or comma-separated addresses/CIDRs whose X-Forwarded-For is believed')
-    .action(async (opts: { sources: string; settings?: string; port: string; host: string; trustProxy?: string }) => {
+    .option('--metrics-port <port>', 'serve /metrics on this port instead of the API port (so a public API never publishes them)')
+    .action(async (opts: { sources: string; settings?: string; port: string; host: string; trustProxy?: string; metricsPort?: string }) => {
       const logger = createLogger();
+      const metricsPort = opts.metricsPort === undefined ? undefined : /^\d+$/.test(opts.metricsPort) ? Number(opts.metricsPort) : NaN;
+      if (metricsPort !== undefined && !(metricsPort >= 1 && metricsPort <= 65535)) throw new Error(`--metrics-port must be an integer from 1 to 65535, got ${JSON.stringify(opts.metricsPort)}`);
       const settings = await loadProcessSettings(opts.settings);
       const nc = await connectNats(settings.nats);
       await ensureStreams(await jetstreamManager(nc), settings.streams);
       const trustProxy = opts.trustProxy === undefined ? false : /^\d+$/.test(opts.trustProxy) ? Number(opts.trustProxy) : opts.trustProxy.split(',');
+      const registry = createRegistry();
       const ingestion = await startIngestion({
         nc,
         streams: settings.streams,
         sources: await readSourcesFile(opts.sources),
         trustProxy,
         logger,
-        registry: createRegistry(),
+        registry,
+        serveMetrics: metricsPort === undefined,
         port: Number(opts.port),
         host: opts.host,
       });
       logger.info({ url: ingestion.url }, 'ingestion listening');
+      const metricsServer =
+        metricsPort === undefined
+          ? undefined
+          : createServer((req, res) => {
+              if (req.method === 'GET' && req.url === '/metrics') registry.metrics().then((text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text), () => res.writeHead(500).end());
+              else res.writeHead(404).end();
+            });
+      if (metricsServer) {
+        await new Promise<void>((resolve, reject) => {
+          metricsServer.once('error', (e) => reject(new Error(`cannot listen on --metrics-port ${metricsPort}: ${e.message}`)));
+          metricsServer.listen(metricsPort, opts.host, resolve);
+        });
+      }
       // Polling survives the kubelet's atomic symlink swap of mounted Secrets, which fs.watch misses.
       watchFile(opts.sources, { interval: 2000 }, () => {
         readSourcesFile(opts.sources)
@@ -87,6 +107,7 @@ export function registerIngest(program: Command): void {
       });
       await onShutdown(async () => {
         unwatchFile(opts.sources);
+        metricsServer?.close();
         await ingestion.close();
         await nc.drain();
       });

@@ -89,11 +89,11 @@ describe('ingest and forward processes', () => {
     cleanupDirs.push(credentials);
     await writeFile(path.join(credentials, 'authorization'), 'Bearer from-secret\n');
 
-    const [ingestPort, metricsPort] = [await freePort(), await freePort()];
+    const [ingestPort, metricsPort, ingestMetricsPort] = [await freePort(), await freePort(), await freePort()];
     const forward = run(['forward', '--config', config, '--settings', settings, '--credentials-dir', credentials, '--create-consumer', '--metrics-port', String(metricsPort)]);
     children.push(forward);
     await ready(`http://127.0.0.1:${metricsPort}/readyz`, forward);
-    const ingest = run(['ingest', '--sources', sources, '--settings', settings, '--port', String(ingestPort), '--host', '127.0.0.1']);
+    const ingest = run(['ingest', '--sources', sources, '--settings', settings, '--port', String(ingestPort), '--host', '127.0.0.1', '--metrics-port', String(ingestMetricsPort)]);
     children.push(ingest);
     await ready(`http://127.0.0.1:${ingestPort}/readyz`, ingest);
 
@@ -114,6 +114,10 @@ describe('ingest and forward processes', () => {
 
     const metrics = await (await request(`http://127.0.0.1:${metricsPort}/metrics`)).body.text();
     expect(metrics).toMatch(/switchyard_deliveries_total\{integration="shop\/hook",outcome="delivered"\} 2/);
+    // With --metrics-port the ingestion's metrics are there, and no longer on its public API port.
+    const ingestMetrics = await (await request(`http://127.0.0.1:${ingestMetricsPort}/metrics`)).body.text();
+    expect(ingestMetrics).toMatch(/switchyard_ingest_events_accepted_total\{source="shop\/web.eu"\} 2/);
+    expect((await request(`http://127.0.0.1:${ingestPort}/metrics`)).statusCode).toBe(404);
 
     forward.kill('SIGTERM');
     ingest.kill('SIGTERM');

@@ -33,8 +33,13 @@ export interface IngestionOptions {
   clock?: Clock;
   /** Logger; default silent. */
   logger?: Logger;
-  /** Registry the metrics are registered on; default a fresh one (served on /metrics either way). */
+  /** Registry the metrics are registered on; default a fresh one. */
   registry?: Registry;
+  /**
+   * Serve `GET /metrics` on the API's own port. Default true; false when the metrics have a port of
+   * their own (`switchyard ingest --metrics-port`), so a public API never publishes them.
+   */
+  serveMetrics?: boolean;
   /**
    * Milliseconds to wait for JetStream's acknowledgements of one publish attempt (two attempts are
    * made). Default 3000, so a request is answered within ~6 s, below the 10 s HTTP timeout of
@@ -531,11 +536,13 @@ export function createIngestionApp(options: IngestionOptions): { app: express.Ex
     metrics.requests.inc({ route: '/readyz', status });
     res.status(status).json(ready ? { status: 'ready' } : { status: 'not ready', reason: 'NATS is not connected' });
   });
-  app.get('/metrics', async (_req, res) => {
-    metrics.requests.inc({ route: '/metrics', status: 200 });
-    res.setHeader('Content-Type', registry.contentType);
-    res.send(await registry.metrics());
-  });
+  if (options.serveMetrics !== false) {
+    app.get('/metrics', async (_req, res) => {
+      metrics.requests.inc({ route: '/metrics', status: 200 });
+      res.setHeader('Content-Type', registry.contentType);
+      res.send(await registry.metrics());
+    });
+  }
 
   app.use((req: Request, res: Response) => {
     metrics.requests.inc({ route: 'unmatched', status: 404 });
