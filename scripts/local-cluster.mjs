@@ -14,7 +14,7 @@ const load = (p) => tsImport(path.join(repoRoot, p), import.meta.url);
 
 const { startControlPlane } = await load('operator/src/test-support/control-plane.ts');
 const { startFakeNode } = await load('operator/src/test-support/fake-node.ts');
-const { freePort, startNatsServer } = await load('runtime/src/local/nats-server.ts');
+const { startNatsServer } = await load('runtime/src/local/nats-server.ts');
 const { chartCopy } = await load('charts/test/helm.ts');
 const { RUNTIME_VERSION } = await load('runtime/src/destinations/types.ts');
 
@@ -39,11 +39,11 @@ await writeFile(settings, `# Operator settings for the local cluster\nnats:\n  s
 
 // The commands below name the pinned kubectl and helm by their full paths: another one on PATH may
 // be too old for this API server, or be a wrapper bound to another cluster.
-const { execFileSync } = await import('node:child_process');
+const { testBinary } = await load('charts/test/tools.ts');
 /** Path of a pinned binary already built by scripts/test-binaries.sh, else undefined (any recent one works). */
 function cachedBinary(name) {
   try {
-    return execFileSync(path.join(repoRoot, 'scripts/test-binaries.sh'), ['--cached', name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return testBinary(name);
   } catch {
     return undefined;
   }

@@ -3,7 +3,6 @@
 // API server; and the examples/argocd files that install it.
 import { jest } from '@jest/globals';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
-import { execFile, execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,6 +13,7 @@ import { createTestNamespace, deleteTestNamespace, testKubeConfig, waitFor } fro
 import { condition, createResource, getResource, patchResource, startTestOperator, testOperatorSettings } from '../../operator/src/test-support/operator.js';
 import { useNatsFixture } from '../../runtime/src/test-support/nats.js';
 import { CHART_DIR, renderChart } from './helm.js';
+import { runTool, testBinary } from './tools.js';
 
 jest.setTimeout(90_000);
 
@@ -21,15 +21,6 @@ const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../
 const HEALTH_LUA = path.join(CHART_DIR, 'argocd/health.lua');
 const KINDS = ['Integration', 'Source', 'Mapping'] as const;
 const HEALTH_STATUSES = ['Healthy', 'Progressing', 'Degraded', 'Suspended', 'Missing'];
-
-/** Path of the pinned gopher-lua interpreter. @throws Error naming the build command when missing. */
-function gluaPath(): string {
-  try {
-    return execFileSync(path.join(repoRoot, 'scripts/test-binaries.sh'), ['--cached', 'glua'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-  } catch {
-    throw new Error('glua is not built: run scripts/test-binaries.sh glua (builds gopher-lua into ~/.cache/switchyard/bin once)');
-  }
-}
 
 /** A Lua string literal of `s`: printable ASCII as is, every other byte (and `"`, `\`) as a decimal escape. */
 function luaString(s: string): string {
@@ -78,12 +69,7 @@ async function health(obj: Record<string, unknown>): Promise<Health> {
   const file = path.join(scratch, `case-${runs++}.lua`);
   // Wrapped in a function because the script ends in a top-level `return`, as Argo CD expects.
   await writeFile(file, `obj = ${luaLiteral(obj)}\nlocal hs = (function()\n${healthScript}\nend)()\nio.write(tostring(hs.status), "\\n", tostring(hs.message))\n`);
-  const { stdout, stderr, code } = await new Promise<{ stdout: string; stderr: string; code: number }>((resolve, reject) => {
-    execFile(glua, [file], (error, out, err) => {
-      if (error && typeof error.code !== 'number') reject(error);
-      else resolve({ stdout: out, stderr: err, code: error ? (error.code as number) : 0 });
-    });
-  });
+  const { stdout, stderr, code } = await runTool(glua, [file]);
   if (code !== 0) throw new Error(`glua exited ${code}: ${stderr.trim() || stdout.trim()}`);
   const newline = stdout.indexOf('\n');
   const result = { status: stdout.slice(0, newline), message: stdout.slice(newline + 1) };
@@ -109,7 +95,7 @@ const integration = (name: string, spec: Record<string, unknown> = {}) => ({
 const source = (name: string, secret: string) => ({ kind: 'Source', metadata: { name }, spec: { writeKey: { secretKeyRef: { name: secret, key: 'writeKey' } } } });
 
 beforeAll(async () => {
-  glua = gluaPath();
+  glua = testBinary('glua');
   healthScript = await readFile(HEALTH_LUA, 'utf8');
   scratch = await mkdtemp(path.join(os.tmpdir(), 'switchyard-health-'));
   kc = testKubeConfig();

@@ -1,9 +1,10 @@
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, parseAllDocuments } from 'yaml';
+import { runTool, testBinary, type ToolResult } from './tools.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -13,20 +14,12 @@ export const CHART_DIR = path.join(repoRoot, 'charts/switchyard');
 /** charts/switchyard/ci/full-values.yaml: every optional feature on. */
 export const FULL_VALUES = path.join(CHART_DIR, 'ci/full-values.yaml');
 
-let cachedHelm: string | undefined;
-
 /**
  * Path of the pinned helm (scripts/test-binaries.sh --cached helm).
  * @throws Error naming the build command when helm is not built yet.
  */
 export function helmPath(): string {
-  if (cachedHelm) return cachedHelm;
-  try {
-    cachedHelm = execFileSync(path.join(repoRoot, 'scripts/test-binaries.sh'), ['--cached', 'helm'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-  } catch {
-    throw new Error('helm is not built: run scripts/test-binaries.sh helm (builds the pinned helm into ~/.cache/switchyard/bin once)');
-  }
-  return cachedHelm;
+  return testBinary('helm');
 }
 
 let workDir: Promise<string> | undefined;
@@ -103,18 +96,8 @@ async function helmEnv(extra?: NodeJS.ProcessEnv): Promise<NodeJS.ProcessEnv> {
  * Runs helm with `args`; resolves with its exit code and output, never rejecting on a non-zero exit.
  * Helm's config, cache and data folders are in a temp folder, so ~/.config/helm is never touched.
  */
-export async function helm(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  const bin = helmPath();
-  const env = await helmEnv(opts.env);
-  return new Promise((resolve, reject) => {
-    execFile(bin, args, { env, cwd: opts.cwd, maxBuffer: 64 << 20 }, (error, stdout, stderr) => {
-      if (error && typeof error.code !== 'number') {
-        reject(error);
-        return;
-      }
-      resolve({ code: error ? (error.code as number) : 0, stdout, stderr });
-    });
-  });
+export async function helm(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<ToolResult> {
+  return runTool(helmPath(), args, { env: await helmEnv(opts.env), cwd: opts.cwd });
 }
 
 let valuesCounter = 0;

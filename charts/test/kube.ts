@@ -1,36 +1,17 @@
-import { execFile, execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
+import { runTool, testBinary, type ToolResult } from './tools.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 /** The repository's generated CRDs, crds/ (the same as the chart's templates/crds, without Helm). */
 export const CRDS_DIR = path.join(repoRoot, 'crds');
 
-const cachedBinaries = new Map<string, string>();
-
-/**
- * Path of a pinned test binary already built by scripts/test-binaries.sh (`--cached NAME`).
- * @throws Error naming the build command when it is not built yet.
- */
-function cachedTestBinary(name: string): string {
-  const known = cachedBinaries.get(name);
-  if (known) return known;
-  let found: string;
-  try {
-    found = execFileSync(path.join(repoRoot, 'scripts/test-binaries.sh'), ['--cached', name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-  } catch {
-    throw new Error(`${name} is not built: run scripts/test-binaries.sh ${name} (builds it into ~/.cache/switchyard/bin once)`);
-  }
-  cachedBinaries.set(name, found);
-  return found;
-}
-
 /** Path of the pinned kubectl (v1.36.3). @throws Error when it is not built yet. */
 export function kubectlPath(): string {
-  return cachedTestBinary('kubectl');
+  return testBinary('kubectl');
 }
 
 /**
@@ -39,14 +20,7 @@ export function kubectlPath(): string {
  * @throws Error when they are not generated yet.
  */
 export function monitoringCrdsDir(): string {
-  return cachedTestBinary('monitoring-crds');
-}
-
-/** What a finished kubectl run printed, and its exit code. */
-export interface KubectlResult {
-  code: number;
-  stdout: string;
-  stderr: string;
+  return testBinary('monitoring-crds');
 }
 
 /**
@@ -55,19 +29,8 @@ export interface KubectlResult {
  * never rejecting on a non-zero exit (`kubectl diff` exits 1 when it found differences).
  * @throws Error when kubectl cannot be started at all.
  */
-export function kubectl(kubeconfig: string, args: string[], input?: string): Promise<KubectlResult> {
-  const bin = kubectlPath();
-  return new Promise((resolve, reject) => {
-    const child = execFile(bin, ['--kubeconfig', kubeconfig, ...args], { maxBuffer: 64 << 20 }, (error, stdout, stderr) => {
-      if (error && typeof error.code !== 'number') {
-        reject(error);
-        return;
-      }
-      resolve({ code: error ? (error.code as number) : 0, stdout, stderr });
-    });
-    child.stdin!.on('error', () => undefined); // kubectl may exit before reading all of it
-    child.stdin!.end(input ?? '');
-  });
+export function kubectl(kubeconfig: string, args: string[], input?: string): Promise<ToolResult> {
+  return runTool(kubectlPath(), ['--kubeconfig', kubeconfig, ...args], { input });
 }
 
 /**
